@@ -1,0 +1,39 @@
+"""kubenat: where does this packet go, and what bytes come out?
+
+Kubernetes NAT (kube-proxy's iptables rules), netfilter evaluation and flannel overlays,
+computed offline with a Rust core.
+"""
+
+from __future__ import annotations
+
+from kubenat import _core
+from kubenat.errors import (
+    ConfigError,
+    DecapError,
+    EvalError,
+    InternalError,
+    InvalidArgument,
+    KernelError,
+    KubenatError,
+    LimitError,
+    ManifestError,
+    PacketError,
+    ParseError,
+)
+
+__version__: str = _core.__version__
+
+__all__ = [
+    "ConfigError",
+    "DecapError",
+    "EvalError",
+    "InternalError",
+    "InvalidArgument",
+    "KernelError",
+    "KubenatError",
+    "LimitError",
+    "ManifestError",
+    "PacketError",
+    "ParseError",
+    "__version__",
+]

@@ -1,0 +1,3 @@
+//! iptables: the typed rule model, iptables-save text, and netfilter evaluation.
+
+pub mod ast;

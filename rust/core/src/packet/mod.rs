@@ -1,0 +1,1 @@
+//! Packet headers: checked views over bytes (`Packet<T>`) and owned `Repr`s (smoltcp style).

@@ -1,0 +1,15 @@
+//! `kubenat._core`: the thin binding layer over kubenat-core. Users import from `kubenat`.
+//!
+//! Each area registers its classes and functions from its own file, so that the pieces stay
+//! small and independent.
+
+use pyo3::prelude::*;
+
+mod errors;
+
+#[pymodule(gil_used = false)]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    errors::register(m)?;
+    Ok(())
+}

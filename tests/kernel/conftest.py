@@ -1,0 +1,42 @@
+"""Kernel tests run real netfilter inside throwaway network namespaces.
+
+Outside CI they skip, with the reason, when not root or when a tool is missing. In CI
+(CI=true) every such condition is a failure instead: the kernel suite must run there.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+
+import pytest
+
+REQUIRED_TOOLS = (
+    "ip",
+    "iptables-restore",
+    "ip6tables-restore",
+    "iptables-save",
+    "conntrack",
+    "nfacct",
+)
+
+
+def kernel_unavailable_reason() -> str | None:
+    """Why the kernel tests cannot run here, or None when they can."""
+    if os.geteuid() != 0:
+        return "kernel tests need root (network namespaces, iptables-restore)"
+    missing = [tool for tool in REQUIRED_TOOLS if shutil.which(tool) is None]
+    if missing:
+        return f"kernel tests need {', '.join(missing)} (Debian: iptables iproute2 conntrack nfacct)"
+    return None
+
+
+@pytest.fixture(autouse=True)
+def _kernel_available() -> Iterator[None]:
+    reason = kernel_unavailable_reason()
+    if reason is not None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI must run the kernel tests, but {reason}")
+        pytest.skip(reason)
+    yield
