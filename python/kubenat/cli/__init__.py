@@ -1,0 +1,20 @@
+"""The ``kubenat`` command: one click group; each subcommand lives in its own module here."""
+
+from __future__ import annotations
+
+import click
+
+import kubenat
+
+
+@click.group()
+@click.version_option(kubenat.__version__, prog_name="kubenat")
+def main() -> None:
+    """Where does this packet go, and what bytes come out? Kubernetes NAT, offline."""
+
+
+# Subcommands register themselves on `main` when imported (one line per command module).
+from kubenat.cli import demo as _demo  # noqa: E402
+
+__all__ = ["main"]
+_ = _demo
