@@ -6,7 +6,7 @@ computed offline with a Rust core.
 
 from __future__ import annotations
 
-from kubenat import _core
+from kubenat import _core, flannel
 from kubenat.errors import (
     ConfigError,
     DecapError,
@@ -20,6 +20,7 @@ from kubenat.errors import (
     PacketError,
     ParseError,
 )
+from kubenat.flannel import Overlay
 
 __version__: str = _core.__version__
 
@@ -33,7 +34,9 @@ __all__ = [
     "KubenatError",
     "LimitError",
     "ManifestError",
+    "Overlay",
     "PacketError",
     "ParseError",
     "__version__",
+    "flannel",
 ]
