@@ -23,6 +23,9 @@ from kubenat.errors import (
 
 __version__: str = _core.__version__
 
+# --- proxy ---
+from kubenat import k8s, proxy
+
 __all__ = [
     "ConfigError",
     "DecapError",
@@ -36,4 +39,6 @@ __all__ = [
     "PacketError",
     "ParseError",
     "__version__",
+    "k8s",
+    "proxy",
 ]
