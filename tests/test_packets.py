@@ -16,7 +16,8 @@ IP, IPv6, TCP, UDP, ICMP, Ether = scapy.IP, scapy.IPv6, scapy.TCP, scapy.UDP, sc
 def test_tcp_constructor_and_repr() -> None:
     p = Packet.tcp(src="10.0.0.1", dst="10.96.0.10", sport=1234, dport=80)
     assert repr(p) == "Packet(tcp 10.0.0.1:1234 -> 10.96.0.10:80 [S])"
-    assert (p.family, p.protocol, p.proto, p.sport, p.dport, p.ttl, p.flags) == (4, 6, "tcp", 1234, 80, 64, "S")
+    assert (p.family, p.protocol, p.proto, p.sport, p.dport) == (4, 6, "tcp", 1234, 80)
+    assert (p.ttl, p.flags, p.tcp_flags) == (64, "S", 0x02)
     assert p.link == "ip"
     assert p.length == len(p) == 40
     assert p.checksums_valid()
@@ -83,8 +84,10 @@ def test_truncated_transport_offsets_are_absolute() -> None:
 
 
 def test_scapy_interop_round_trip() -> None:
-    s = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / IP(src="10.0.0.1", dst="10.0.0.2") / TCP(
-        sport=1, dport=2, flags="SA"
+    s = (
+        Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
+        / IP(src="10.0.0.1", dst="10.0.0.2")
+        / TCP(sport=1, dport=2, flags="SA")
     )
     p = Packet.from_scapy(s)
     assert p.link == "ethernet" and p.src_mac == "02:00:00:00:00:01" and p.flags == "SA"

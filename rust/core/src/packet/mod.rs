@@ -15,7 +15,7 @@
 //!     .unwrap();
 //! let pkt = IpPacket::parse(bytes, Link::Ip).unwrap();
 //! assert_eq!(pkt.dport(), Some(80));
-//! assert_eq!(pkt.tcp_flags(), Some(build::tcp_flags::SYN));
+//! assert_eq!(pkt.tcp_flags_full(), Some(build::tcp_flags::SYN));
 //! ```
 //!
 //! Errors are [`crate::Error::Packet`] naming the layer, the field and its absolute byte offset.
