@@ -7,6 +7,7 @@ computed offline with a Rust core.
 from __future__ import annotations
 
 from kubenat import _core, flannel
+from kubenat._core import Packet
 from kubenat.errors import (
     ConfigError,
     DecapError,
@@ -24,6 +25,9 @@ from kubenat.flannel import Overlay
 
 __version__: str = _core.__version__
 
+# --- proxy ---
+from kubenat import k8s, proxy
+
 __all__ = [
     "ConfigError",
     "DecapError",
@@ -35,8 +39,11 @@ __all__ = [
     "LimitError",
     "ManifestError",
     "Overlay",
+    "Packet",
     "PacketError",
     "ParseError",
     "__version__",
     "flannel",
+    "k8s",
+    "proxy",
 ]

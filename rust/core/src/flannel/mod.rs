@@ -6,7 +6,6 @@
 //! refusing what the node's receive path would drop ([`Encapsulator::decap_into`], errors are
 //! [`Error::Decap`] with a kind and a byte offset).
 
-pub mod csum;
 pub mod inner;
 pub mod outer;
 pub mod subnet;
@@ -18,6 +17,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 pub use subnet::{Lease, LeaseTable, Mac};
 
 use crate::error::{Error, Result};
+use crate::packet::checksum as csum;
 
 /// What a frame starts with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

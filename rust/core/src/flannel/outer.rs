@@ -4,10 +4,10 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use super::csum as checksum;
 use super::subnet::Mac;
 use super::Link;
 use crate::error::{Error, Result};
+use crate::packet::{checksum, ethernet, ipv4, ipv6, proto, udp};
 
 /// Ethernet header length.
 pub const ETH_LEN: usize = 14;
@@ -43,11 +43,8 @@ pub struct OuterSpec {
     pub udp_checksum: bool,
 }
 
-fn too_long(what: usize) -> Error {
-    Error::invalid("payload", format!("outer datagram of {what} bytes exceeds 65535"))
-}
-
-/// Appends the outer headers and then `parts` (the UDP payload, in pieces) to `out`.
+/// Appends the outer headers and then `parts` (the UDP payload, in pieces) to `out`, built
+/// with the packet module's `Repr`s.
 ///
 /// # Errors
 /// [`Error::Invalid`] when the datagram would exceed the IP length fields, or the two addresses
@@ -55,66 +52,70 @@ fn too_long(what: usize) -> Error {
 pub fn emit(spec: &OuterSpec, parts: &[&[u8]], out: &mut Vec<u8>) -> Result<()> {
     let payload_len: usize = parts.iter().map(|p| p.len()).sum();
     let udp_len = UDP_LEN + payload_len;
-    let start = out.len();
-    let v6 = match (spec.src, spec.dst) {
-        (IpAddr::V4(_), IpAddr::V4(_)) => false,
-        (IpAddr::V6(_), IpAddr::V6(_)) => true,
+    let ip = match (spec.src, spec.dst) {
+        (IpAddr::V4(src), IpAddr::V4(dst)) => Ip::V4(ipv4::Repr {
+            src,
+            dst,
+            protocol: proto::UDP,
+            ttl: spec.ttl,
+            tos: spec.tos,
+            ident: spec.ident,
+            dont_frag: spec.dont_frag,
+            more_frags: false,
+            frag_offset: 0,
+            options: Vec::new(),
+            payload_len: udp_len,
+        }),
+        (IpAddr::V6(src), IpAddr::V6(dst)) => Ip::V6(ipv6::Repr {
+            src,
+            dst,
+            next_header: proto::UDP,
+            hop_limit: spec.ttl,
+            traffic_class: spec.tos,
+            flow_label: 0,
+            payload_len: udp_len,
+        }),
         _ => return Err(Error::invalid("outer address", "source and destination families differ")),
     };
-    let ip_len = if v6 { IPV6_LEN } else { IPV4_LEN };
-    if udp_len > 0xffff || (!v6 && ip_len + udp_len > 0xffff) {
-        return Err(too_long(ip_len + udp_len));
-    }
-    out.reserve(ETH_LEN + ip_len + udp_len);
-    if let Some((src_mac, dst_mac)) = spec.macs {
-        out.extend_from_slice(&dst_mac);
-        out.extend_from_slice(&src_mac);
-        out.extend_from_slice(if v6 { &[0x86, 0xdd] } else { &[0x08, 0x00] });
-    }
-    // Lengths were checked above.
-    #[allow(clippy::cast_possible_truncation)]
-    let udp_len16 = udp_len as u16;
-    let pseudo = match (spec.src, spec.dst) {
-        (IpAddr::V4(s), IpAddr::V4(d)) => {
-            #[allow(clippy::cast_possible_truncation)]
-            let total = (IPV4_LEN + udp_len) as u16;
-            let ip_at = out.len();
-            out.extend_from_slice(&[0x45, spec.tos]);
-            out.extend_from_slice(&total.to_be_bytes());
-            out.extend_from_slice(&spec.ident.to_be_bytes());
-            out.extend_from_slice(&[if spec.dont_frag { 0x40 } else { 0 }, 0, spec.ttl, 17, 0, 0]);
-            out.extend_from_slice(&s.octets());
-            out.extend_from_slice(&d.octets());
-            let c = checksum::checksum(&out[ip_at..]);
-            out[ip_at + 10..ip_at + 12].copy_from_slice(&c.to_be_bytes());
-            checksum::pseudo_header_v4(s, d, 17, u32::from(udp_len16))
-        }
-        (IpAddr::V6(s), IpAddr::V6(d)) => {
-            out.extend_from_slice(&[0x60 | (spec.tos >> 4), spec.tos << 4, 0, 0]);
-            out.extend_from_slice(&udp_len16.to_be_bytes());
-            out.extend_from_slice(&[17, spec.ttl]);
-            out.extend_from_slice(&s.octets());
-            out.extend_from_slice(&d.octets());
-            checksum::pseudo_header_v6(s, d, 17, u32::from(udp_len16))
-        }
-        _ => unreachable!("families checked above"),
+    let eth = spec.macs.map(|(src, dst)| ethernet::Repr {
+        dst,
+        src,
+        vlan_tci: None,
+        ethertype: if matches!(ip, Ip::V6(_)) { ethernet::ethertype::IPV6 } else { ethernet::ethertype::IPV4 },
+    });
+    let eth_len = eth.map_or(0, |e| e.buffer_len());
+    let ip_len = match &ip {
+        Ip::V4(r) => r.buffer_len(),
+        Ip::V6(r) => r.buffer_len(),
     };
-    let udp_at = out.len();
-    out.extend_from_slice(&spec.sport.to_be_bytes());
-    out.extend_from_slice(&spec.dport.to_be_bytes());
-    out.extend_from_slice(&udp_len16.to_be_bytes());
-    out.extend_from_slice(&[0, 0]);
+    let start = out.len();
+    out.resize(start + eth_len + ip_len + UDP_LEN, 0);
+    let buf = &mut out[start..];
+    if let Some(e) = eth {
+        e.emit(buf);
+    }
+    let emitted = match &ip {
+        Ip::V4(r) => r.emit(&mut buf[eth_len..]),
+        Ip::V6(r) => r.emit(&mut buf[eth_len..]),
+    };
+    let udp = udp::Repr { src_port: spec.sport, dst_port: spec.dport, payload_len };
+    if let Err(e) = emitted.and_then(|()| udp.emit(&mut buf[eth_len + ip_len..])) {
+        out.truncate(start);
+        return Err(e);
+    }
+    let udp_at = start + eth_len + ip_len;
     for p in parts {
         out.extend_from_slice(p);
     }
-    if spec.udp_checksum || v6 {
-        let c = !checksum::fold(checksum::sum(pseudo, &out[udp_at..]));
-        // A computed zero is sent as all ones (zero means "no checksum").
-        let c = if c == 0 { 0xffff } else { c };
-        out[udp_at + 6..udp_at + 8].copy_from_slice(&c.to_be_bytes());
+    if spec.udp_checksum || spec.src.is_ipv6() {
+        udp::Packet::new_unchecked(&mut out[udp_at..]).fill_checksum(spec.src, spec.dst);
     }
-    debug_assert_eq!(out.len() - start, spec.macs.map_or(0, |_| ETH_LEN) + ip_len + udp_len);
     Ok(())
+}
+
+enum Ip {
+    V4(ipv4::Repr),
+    V6(ipv6::Repr),
 }
 
 /// What the receive side expects of the outer headers.

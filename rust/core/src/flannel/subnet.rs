@@ -12,8 +12,7 @@ use std::net::IpAddr;
 use crate::error::{Error, Result};
 use crate::net::{Cidr, Family};
 
-/// A MAC address.
-pub type Mac = [u8; 6];
+pub use crate::packet::ethernet::Mac;
 
 /// One node's subnet lease, as the encapsulation needs it (one address family per entry;
 /// a dual-stack lease becomes two entries).

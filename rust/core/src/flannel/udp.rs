@@ -10,8 +10,9 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use super::outer::{self, OuterSpec};
 use super::subnet::{Lease, Mac};
-use super::{csum, Link, Local};
+use super::{Link, Local};
 use crate::error::{Error, Result};
+use crate::packet::checksum as csum;
 
 /// flannel's default UDP port (`defaultPort` in `udp_amd64.go`).
 pub const DEFAULT_PORT: u16 = 8285;
