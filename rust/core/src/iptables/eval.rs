@@ -14,18 +14,19 @@
 //! Chains are walked with an explicit stack, so deep nesting cannot overflow the Rust stack.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::iptables::ast::{ConnmarkOp, Policy, Rule, Ruleset, TableName, Target};
 use crate::iptables::chance::{Chooser, Probability, Rng, ALWAYS};
 use crate::iptables::conntrack::{status, valid_new, Conntrack, CtEntry, PacketCt};
 use crate::iptables::flow::{endpoint, Flow};
+use crate::iptables::links;
 use crate::iptables::matchers::is_header_match;
 use crate::iptables::nat::{self, Binding, Manip};
 use crate::iptables::node::{Node, LOOPBACK};
 use crate::iptables::recent::RecentList;
 use crate::iptables::result::{table_name, EvalResult, Hook, NatKind, Outcome, TraceStep, Verdict};
-use crate::iptables::validate;
 
 /// Identifies one rule: (table index in the ruleset, chain index, rule index).
 pub type RuleKey = (usize, usize, usize);
@@ -63,7 +64,7 @@ pub struct State {
 /// A node: a ruleset, its addresses, interfaces and routes, and (unless stateless) conntrack.
 #[derive(Debug, Clone)]
 pub struct Netfilter {
-    pub(crate) ruleset: Ruleset,
+    pub(crate) ruleset: Arc<Ruleset>,
     pub(crate) node: Node,
     /// Ruleset table index by [`TableName`] order (raw, mangle, nat, filter, security).
     tables: [Option<usize>; 5],
@@ -114,7 +115,8 @@ impl Netfilter {
     ///
     /// # Errors
     /// [`Error::Eval`] naming the rule's line when the kernel would refuse the ruleset.
-    pub fn new(ruleset: Ruleset, node: Node, stateless: bool) -> Result<Netfilter> {
+    pub fn new(ruleset: impl Into<Arc<Ruleset>>, node: Node, stateless: bool) -> Result<Netfilter> {
+        let ruleset: Arc<Ruleset> = ruleset.into();
         let mut tables = [None; 5];
         for (i, t) in ruleset.tables.iter().enumerate() {
             let slot = &mut tables[table_slot(t.name)];
@@ -123,7 +125,7 @@ impl Netfilter {
             }
             *slot = Some(i);
         }
-        let targets = validate::resolve(&ruleset)?;
+        let targets = links::resolve(&ruleset)?;
         let hook_chain = ruleset
             .tables
             .iter()
@@ -158,7 +160,7 @@ impl Netfilter {
     }
 
     /// The ruleset.
-    pub fn ruleset(&self) -> &Ruleset {
+    pub fn ruleset(&self) -> &Arc<Ruleset> {
         &self.ruleset
     }
 
@@ -441,6 +443,12 @@ impl Walk<'_> {
             self.note(TableName::Filter, format!("routing: no route to {}; dropped", self.flow.dst));
             return Ok(Verdict::Drop);
         };
+        if self.flow.ttl <= 1 {
+            self.note(TableName::Filter, "routing: TTL exceeded while forwarding; dropped (ICMP time exceeded)".into());
+            return Ok(Verdict::Drop);
+        }
+        // ip_forward decrements the TTL before the FORWARD hook.
+        self.flow.ttl -= 1;
         self.out_iface = Some(out.clone());
         self.routed_out = Some(out);
         if let Some(v) = self.hook_pass(Hook::Forward, true)? {
@@ -738,8 +746,10 @@ impl Walk<'_> {
                 Target::Log(_) => self.step(key, true, || "LOG".into(), depth),
                 Target::Nflog(_) => self.step(key, true, || "NFLOG".into(), depth),
                 Target::None => self.step(key, true, || "count".into(), depth),
-                Target::Ct(_) => self.step(key, true, || "CT".into(), depth),
-                Target::Notrack => {
+                Target::Ct(opts) if !opts.iter().any(|o| o == "--notrack") => {
+                    self.step(key, true, || "CT".into(), depth);
+                }
+                Target::Ct(_) | Target::Notrack => {
                     // Effective only before conntrack has looked at the packet (raw table).
                     if !self.ct_attached {
                         self.notrack = true;

@@ -213,7 +213,7 @@ fn exact_outcomes_of_three_endpoints() {
 
 #[test]
 fn seeded_sampling_is_reproducible_and_roughly_uniform() {
-    let mut n = Netfilter::new(kube_proxy(3).ruleset().clone(), node(), true).unwrap();
+    let mut n = Netfilter::new(kube_proxy(3).ruleset().as_ref().clone(), node(), true).unwrap();
     let mut counts = std::collections::HashMap::new();
     for seed in 0..3000u64 {
         let r = n.evaluate(&tcp("10.244.0.7", "10.96.0.10", 5555, 80), &Origin::Auto, Some(seed), false).unwrap();
@@ -260,7 +260,7 @@ fn conntrack_reuses_nat_and_reverses_replies() {
 
 #[test]
 fn stateless_forgets() {
-    let mut n = Netfilter::new(kube_proxy(2).ruleset().clone(), node(), true).unwrap();
+    let mut n = Netfilter::new(kube_proxy(2).ruleset().as_ref().clone(), node(), true).unwrap();
     n.evaluate(&tcp("1.2.3.4", "10.96.0.10", 5555, 80), &Origin::Auto, Some(1), false).unwrap();
     assert!(n.state().conntrack.is_empty());
     let mut syn_ack = tcp("10.244.1.5", "192.168.0.2", 8080, 5555);
@@ -655,7 +655,7 @@ fn conntrack_match_fields() {
         ..ConntrackMatch::default()
     };
     let mut n = kube_proxy(1);
-    let mut rs = n.ruleset().clone();
+    let mut rs = n.ruleset().as_ref().clone();
     rs.tables.push(table(
         TableName::Filter,
         vec![builtin("FORWARD", Policy::Accept, vec![rule(vec![Match::Conntrack(ct)], Target::Drop)])],

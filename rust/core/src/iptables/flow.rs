@@ -126,6 +126,26 @@ impl Flow {
         Flow::new(src, dst, proto::UDP, sport, dport)
     }
 
+    /// The flow key of a parsed packet (ports, flags and ICMP fields where present; a later
+    /// fragment has no transport fields).
+    pub fn from_packet(p: &crate::packet::IpPacket) -> Flow {
+        Flow {
+            src: p.src(),
+            dst: p.dst(),
+            proto: p.protocol(),
+            sport: p.sport().unwrap_or(0),
+            dport: p.dport().unwrap_or(0),
+            tcp_flags: p.tcp_flags().unwrap_or(0),
+            icmp_type: p.icmp_type().unwrap_or(0),
+            icmp_code: p.icmp_code().unwrap_or(0),
+            icmp_id: p.icmp_ident().unwrap_or(0),
+            fragment_offset: p.frag_offset(),
+            more_fragments: p.more_fragments(),
+            length: u16::try_from(p.len()).unwrap_or(u16::MAX),
+            ttl: p.ttl(),
+        }
+    }
+
     /// Family of the flow.
     pub fn family(&self) -> Family {
         Family::of(&self.src)
@@ -296,6 +316,15 @@ mod tests {
         assert_eq!(t.invert().invert(), t);
         assert_eq!(t.invert().src, ip("10.96.0.1"));
         assert_eq!(t.to_string(), "tcp 10.0.0.1:1234 -> 10.96.0.1:80");
+    }
+
+    #[test]
+    fn from_packet_reads_the_headers() {
+        use crate::packet::{build, IpPacket, Link};
+        let bytes = build::tcp(ip("10.0.0.1"), ip("10.96.0.10"), 1234, 80).flags(0x12).to_bytes().unwrap();
+        let f = Flow::from_packet(&IpPacket::parse(bytes, Link::Ip).unwrap());
+        assert_eq!((f.src, f.dst, f.sport, f.dport, f.tcp_flags), (ip("10.0.0.1"), ip("10.96.0.10"), 1234, 80, 0x12));
+        assert_eq!(f.proto, proto::TCP);
     }
 
     #[test]

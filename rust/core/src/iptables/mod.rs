@@ -5,12 +5,13 @@ pub mod chance;
 pub mod conntrack;
 pub mod eval;
 pub mod flow;
+pub mod links;
 pub mod matchers;
 pub mod nat;
 pub mod node;
+pub mod process;
 pub mod recent;
 pub mod result;
-pub mod validate;
 
 #[cfg(test)]
 mod eval_tests;
