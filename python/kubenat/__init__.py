@@ -7,6 +7,7 @@ computed offline with a Rust core.
 from __future__ import annotations
 
 from kubenat import _core
+from kubenat._core import Packet
 from kubenat.errors import (
     ConfigError,
     DecapError,
@@ -33,6 +34,7 @@ __all__ = [
     "KubenatError",
     "LimitError",
     "ManifestError",
+    "Packet",
     "PacketError",
     "ParseError",
     "__version__",

@@ -6,10 +6,12 @@
 use pyo3::prelude::*;
 
 mod errors;
+mod packet;
 
 #[pymodule(gil_used = false)]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     errors::register(m)?;
+    packet::register(m)?;
     Ok(())
 }
