@@ -24,6 +24,9 @@ from kubenat.errors import (
 
 __version__: str = _core.__version__
 
+# --- proxy ---
+from kubenat import k8s, proxy
+
 __all__ = [
     "ConfigError",
     "DecapError",
@@ -38,4 +41,6 @@ __all__ = [
     "PacketError",
     "ParseError",
     "__version__",
+    "k8s",
+    "proxy",
 ]
