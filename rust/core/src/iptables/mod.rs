@@ -15,3 +15,7 @@ pub mod result;
 
 #[cfg(test)]
 mod eval_tests;
+
+// --- speed: the compiled classifier ---
+pub mod compile;
+pub mod compiled;
