@@ -7,6 +7,7 @@ computed offline with a Rust core.
 from __future__ import annotations
 
 from kubenat import _core
+from kubenat._core import Rule, Ruleset  # parser
 from kubenat.errors import (
     ConfigError,
     DecapError,
@@ -35,5 +36,7 @@ __all__ = [
     "ManifestError",
     "PacketError",
     "ParseError",
+    "Rule",  # parser
+    "Ruleset",  # parser
     "__version__",
 ]

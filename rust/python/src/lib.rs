@@ -6,10 +6,13 @@
 use pyo3::prelude::*;
 
 mod errors;
+// --- parser ---
+mod ruleset;
 
 #[pymodule(gil_used = false)]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     errors::register(m)?;
+    ruleset::register(m)?; // parser
     Ok(())
 }
