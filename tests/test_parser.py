@@ -114,7 +114,10 @@ def test_pickle_round_trip() -> None:
 
 
 def test_ipv6_detected() -> None:
-    text = "*nat\n:X - [0:0]\n-A X -d fd00::1 -p tcp --dport 80 -j DNAT --to-destination [fd00::2]:8080\nCOMMIT\n"
+    text = (
+        "*nat\n:X - [0:0]\n"
+        "-A X -d fd00::1 -p tcp --dport 80 -j DNAT --to-destination [fd00::2]:8080\nCOMMIT\n"
+    )
     rs = Ruleset.parse(text)
     assert rs.family == "ipv6"
     assert rs.rules("nat", "X")[0].text == (
@@ -132,7 +135,7 @@ BAD = [
     ("*filter\n-A INPUT -j DNAT --to-destination 1.2.3.4\nCOMMIT\n", 2, "DNAT"),
     ("*nat\n:A - [0:0]\n:B - [0:0]\n-A A -j B\n-A B -j A\n-A PREROUTING -j A\nCOMMIT\n", 5, "loop"),
     ("*filter\n-A INPUT -p tcp --dport 5:3 -j ACCEPT\nCOMMIT\n", 2, "min > max"),
-    ("*filter\n-A INPUT -m comment --comment \"open\nCOMMIT\n", 2, "unterminated"),
+    ('*filter\n-A INPUT -m comment --comment "open\nCOMMIT\n', 2, "unterminated"),
     ("*filter\n-A INPUT -j ACCEPT\n", 1, "COMMIT"),
     ("-A INPUT -j ACCEPT\n", 1, "table"),
 ]

@@ -7,7 +7,7 @@ computed offline with a Rust core.
 from __future__ import annotations
 
 from kubenat import _core
-from kubenat._core import Rule, Ruleset  # parser
+from kubenat._core import Packet, Rule, Ruleset  # parser
 from kubenat.errors import (
     ConfigError,
     DecapError,
@@ -24,6 +24,9 @@ from kubenat.errors import (
 
 __version__: str = _core.__version__
 
+# --- proxy ---
+from kubenat import k8s, proxy
+
 __all__ = [
     "ConfigError",
     "DecapError",
@@ -34,9 +37,12 @@ __all__ = [
     "KubenatError",
     "LimitError",
     "ManifestError",
+    "Packet",
     "PacketError",
     "ParseError",
     "Rule",  # parser
     "Ruleset",  # parser
     "__version__",
+    "k8s",
+    "proxy",
 ]

@@ -1,12 +1,197 @@
 """Type stubs for kubenat's native module. Users import from ``kubenat``, not from here."""
 
+from typing import Any, final
+
 __version__: str
 
 def _panic_for_tests() -> None:
     """Panics inside Rust on purpose; raises ``kubenat.InternalError``."""
 
+# --- packets ---
+
+@final
+class Packet:
+    """One IP packet (optionally behind Ethernet), owning its bytes. Immutable; hashable."""
+
+    @classmethod
+    def tcp(
+        cls,
+        *,
+        src: str,
+        dst: str,
+        sport: int,
+        dport: int,
+        flags: str = "S",
+        ttl: int = 64,
+        payload: bytes = ...,
+        seq: int = 0,
+        ack: int = 0,
+        window: int = 8192,
+        tos: int = 0,
+        ident: int = 0,
+        dont_fragment: bool = False,
+        ip_options: bytes = ...,
+        tcp_options: bytes = ...,
+    ) -> Packet:
+        """A TCP segment; IPv4 or IPv6 follows from the addresses. ``flags`` in scapy letters."""
+    @classmethod
+    def udp(
+        cls,
+        *,
+        src: str,
+        dst: str,
+        sport: int,
+        dport: int,
+        ttl: int = 64,
+        payload: bytes = ...,
+        tos: int = 0,
+        ident: int = 0,
+        dont_fragment: bool = False,
+        ip_options: bytes = ...,
+        checksum: bool = True,
+    ) -> Packet:
+        """A UDP datagram; ``checksum=False`` leaves the checksum 0 (IPv4 only)."""
+    @classmethod
+    def sctp(
+        cls,
+        *,
+        src: str,
+        dst: str,
+        sport: int,
+        dport: int,
+        ttl: int = 64,
+        payload: bytes = ...,
+        verification_tag: int = 0,
+        tos: int = 0,
+        ident: int = 0,
+        dont_fragment: bool = False,
+        ip_options: bytes = ...,
+    ) -> Packet:
+        """An SCTP packet; ``payload`` is the chunk bytes. CRC32c computed."""
+    @classmethod
+    def icmp(
+        cls,
+        *,
+        src: str,
+        dst: str,
+        type: int | None = None,
+        code: int = 0,
+        id: int = 0,
+        seq: int = 0,
+        ttl: int = 64,
+        payload: bytes = ...,
+        tos: int = 0,
+        ident: int = 0,
+        dont_fragment: bool = False,
+        ip_options: bytes = ...,
+    ) -> Packet:
+        """An ICMP message (ICMPv6 for IPv6 addresses); ``type`` defaults to echo request."""
+    @classmethod
+    def from_bytes(cls, data: bytes, *, link: str = "auto") -> Packet:
+        """Dissects bytes (``link``: "auto", "ip" or "ethernet"); raises ``PacketError``."""
+    @classmethod
+    def from_scapy(cls, p: Any) -> Packet:
+        """Converts a scapy packet (needs the ``scapy`` extra)."""
+    def to_scapy(self) -> Any:
+        """This packet as a scapy packet (needs the ``scapy`` extra)."""
+    @staticmethod
+    def _unpickle(data: bytes, link: str) -> Packet: ...
+    def to_bytes(self) -> bytes:
+        """The packet's bytes (link header included when it has one)."""
+    def __bytes__(self) -> bytes: ...
+    def __len__(self) -> int: ...
+    @property
+    def link(self) -> str:
+        """``"ip"`` or ``"ethernet"``."""
+    @property
+    def family(self) -> int:
+        """4 or 6."""
+    @property
+    def src(self) -> str: ...
+    @property
+    def dst(self) -> str: ...
+    @property
+    def protocol(self) -> int:
+        """Upper-layer protocol number (after IPv6 extension headers)."""
+    @property
+    def proto(self) -> str:
+        """Protocol name as iptables prints it, or the number as text."""
+    @property
+    def sport(self) -> int | None: ...
+    @property
+    def dport(self) -> int | None: ...
+    @property
+    def ttl(self) -> int:
+        """TTL or hop limit."""
+    @property
+    def tos(self) -> int: ...
+    @property
+    def length(self) -> int:
+        """IP length (IPv4 total length; IPv6 40 + payload length)."""
+    @property
+    def ident(self) -> int: ...
+    @property
+    def flags(self) -> str | None:
+        """TCP flags as scapy letters (``"SA"``)."""
+    @property
+    def tcp_flags(self) -> int | None:
+        """TCP flag byte (FIN=0x01 ... CWR=0x80)."""
+    @property
+    def seq(self) -> int | None: ...
+    @property
+    def ack(self) -> int | None: ...
+    @property
+    def icmp_type(self) -> int | None: ...
+    @property
+    def icmp_code(self) -> int | None: ...
+    @property
+    def icmp_id(self) -> int | None: ...
+    @property
+    def icmp_seq(self) -> int | None: ...
+    @property
+    def fragment_offset(self) -> int:
+        """Fragment offset in 8-byte units."""
+    @property
+    def more_fragments(self) -> bool: ...
+    @property
+    def dont_fragment(self) -> bool: ...
+    @property
+    def is_fragment(self) -> bool: ...
+    @property
+    def ip_options(self) -> bytes: ...
+    @property
+    def payload(self) -> bytes:
+        """Transport payload (after the TCP/UDP/SCTP/ICMP header)."""
+    @property
+    def src_mac(self) -> str | None: ...
+    @property
+    def dst_mac(self) -> str | None: ...
+    @property
+    def vlan(self) -> int | None: ...
+    def checksums_valid(self) -> bool:
+        """Whether every checksum the packet carries is valid."""
+    def with_checksums(self) -> Packet:
+        """A copy with every checksum recomputed."""
+    def with_nat(
+        self,
+        *,
+        src: str | None = None,
+        dst: str | None = None,
+        sport: int | None = None,
+        dport: int | None = None,
+    ) -> Packet:
+        """A copy with NAT applied, checksums updated incrementally (RFC 1624)."""
+    def decrement_ttl(self) -> Packet | None:
+        """A copy with TTL/hop limit minus one, or None when it was 0."""
+    def to_ip(self) -> Packet:
+        """The bare IP packet (Ethernet header and padding dropped)."""
+    def __eq__(self, value: object, /) -> bool: ...
+    def __hash__(self) -> int: ...
+    def __reduce__(self) -> tuple[Any, tuple[bytes, str]]: ...
+
 # --- parser ---
 
+@final
 class Rule:
     """One rule of a :class:`Ruleset`: where it is and its iptables-save text."""
 
@@ -23,6 +208,7 @@ class Rule:
     @property
     def counters(self) -> tuple[int, int] | None: ...
 
+@final
 class Ruleset:
     """A parsed iptables-save dump (immutable)."""
 

@@ -6,6 +6,7 @@
 use pyo3::prelude::*;
 
 mod errors;
+mod packet;
 // --- parser ---
 mod ruleset;
 
@@ -13,6 +14,7 @@ mod ruleset;
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     errors::register(m)?;
+    packet::register(m)?;
     ruleset::register(m)?; // parser
     Ok(())
 }

@@ -1,0 +1,563 @@
+//! The top-level dissector: one IP packet, optionally behind an Ethernet header, with the
+//! offsets of its headers ([`Layout`]) and cheap accessors for a flow key ([`IpPacket`]).
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use super::ethernet::{self, ethertype};
+use super::{be16, icmp, icmpv6, ipv4, ipv6, proto, sctp, shift, tcp, udp};
+use crate::error::{Error, Result};
+use crate::net::Family;
+
+/// What the bytes start with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Link {
+    /// A bare IP packet (what a TUN device, flannel's UDP backend and iptables see).
+    Ip,
+    /// An Ethernet II frame (optionally VLAN-tagged) carrying IPv4 or IPv6.
+    Ethernet,
+}
+
+impl Link {
+    /// `"ip"` or `"ethernet"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Link::Ip => "ip",
+            Link::Ethernet => "ethernet",
+        }
+    }
+}
+
+/// Where the headers of a packet are. Computed once by [`Layout::parse`]; the accessors of
+/// [`IpPacket`] and the rewriters in [`super::nat`] read and write through it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Layout {
+    /// What the buffer starts with.
+    pub link: Link,
+    /// Offset of the IP header.
+    pub l3: usize,
+    /// IP family.
+    pub family: Family,
+    /// End of the IP packet (IPv4 total length / IPv6 payload length); later bytes are padding.
+    pub end: usize,
+    /// Upper-layer protocol (after IPv6 extension headers).
+    pub protocol: u8,
+    /// Offset of the transport header. `Some` only when this packet carries it (it is not a
+    /// non-first fragment); a known protocol's header has been checked to fit.
+    pub l4: Option<usize>,
+    /// Fragment offset in 8-byte units (0 when not fragmented).
+    pub frag_offset: u16,
+    /// More Fragments flag.
+    pub more_frags: bool,
+    /// Whether the packet is a fragment at all (IPv4 MF or offset, or an IPv6 fragment header).
+    pub fragment: bool,
+}
+
+impl Layout {
+    /// Dissects `buf` as `link`.
+    ///
+    /// # Errors
+    /// [`Error::Packet`] with the absolute offset of the first field that cannot be read.
+    pub fn parse(buf: &[u8], link: Link) -> Result<Layout> {
+        match link {
+            Link::Ip => Self::parse_ip(buf, 0, Link::Ip),
+            Link::Ethernet => {
+                let eth = ethernet::Packet::new_checked(buf)?;
+                let l3 = eth.header_len();
+                match eth.ethertype() {
+                    ethertype::IPV4 | ethertype::IPV6 => Self::parse_ip(buf, l3, Link::Ethernet),
+                    other => Err(Error::packet(
+                        "ethernet",
+                        "ethertype",
+                        l3 - 2,
+                        format!("ethertype {other:#06x} is neither IPv4 nor IPv6"),
+                    )),
+                }
+            }
+        }
+    }
+
+    /// Dissects `buf`, guessing the link: a first nibble of 4 or 6 that parses as IP is IP,
+    /// anything else is tried as Ethernet. Errors come from the IP attempt when the first
+    /// nibble says IP, from the Ethernet attempt otherwise.
+    ///
+    /// # Errors
+    /// As [`Layout::parse`].
+    pub fn parse_auto(buf: &[u8]) -> Result<Layout> {
+        let looks_ip = matches!(buf.first().map(|b| b >> 4), Some(4 | 6));
+        if !looks_ip {
+            return Self::parse(buf, Link::Ethernet);
+        }
+        match Self::parse(buf, Link::Ip) {
+            Ok(l) => Ok(l),
+            Err(ip_err) => Self::parse(buf, Link::Ethernet).map_err(|_| ip_err),
+        }
+    }
+
+    fn parse_ip(buf: &[u8], l3: usize, link: Link) -> Result<Layout> {
+        let ip = &buf[l3..];
+        match ip.first().map(|b| b >> 4) {
+            Some(6) => Self::parse_v6(ip, l3, link).map_err(shift(l3)),
+            Some(4) => Self::parse_v4(ip, l3, link).map_err(shift(l3)),
+            None => Err(Error::packet("ip", "version", l3, "truncated: no IP header")),
+            Some(v) => Err(Error::packet("ip", "version", l3, format!("unknown version {v}"))),
+        }
+    }
+
+    fn parse_v4(ip: &[u8], l3: usize, link: Link) -> Result<Layout> {
+        let p = ipv4::Packet::new_checked(ip)?;
+        let hl = p.header_len();
+        let total = usize::from(p.total_len());
+        let frag_offset = p.frag_offset();
+        let l4 = (frag_offset == 0).then_some(hl);
+        let protocol = p.protocol();
+        if let Some(at) = l4 {
+            check_transport(Family::V4, protocol, &ip[at..total]).map_err(shift(at))?;
+        }
+        Ok(Layout {
+            link,
+            l3,
+            family: Family::V4,
+            end: l3 + total,
+            protocol,
+            l4: l4.map(|o| l3 + o),
+            frag_offset,
+            more_frags: p.more_frags(),
+            fragment: frag_offset != 0 || p.more_frags(),
+        })
+    }
+
+    fn parse_v6(ip: &[u8], l3: usize, link: Link) -> Result<Layout> {
+        let p = ipv6::Packet::new_checked(ip)?;
+        let end = ipv6::HEADER_LEN + usize::from(p.payload_len());
+        let walk = ipv6::walk_extensions(&ip[..end])?;
+        let (frag_offset, more_frags) = walk.frag.map_or((0, false), |f| (f.offset, f.more));
+        let l4 = (frag_offset == 0 && walk.protocol != proto::NONE).then_some(walk.transport_offset);
+        if let Some(at) = l4 {
+            check_transport(Family::V6, walk.protocol, &ip[at..end]).map_err(shift(at))?;
+        }
+        Ok(Layout {
+            link,
+            l3,
+            family: Family::V6,
+            end: l3 + end,
+            protocol: walk.protocol,
+            l4: l4.map(|o| l3 + o),
+            frag_offset,
+            more_frags,
+            fragment: walk.frag.is_some(),
+        })
+    }
+
+    /// Whether the transport protocol has ports (TCP, UDP, SCTP) and its header is present.
+    pub fn has_ports(&self) -> bool {
+        self.l4.is_some() && matches!(self.protocol, proto::TCP | proto::UDP | proto::SCTP)
+    }
+
+    /// Whether the transport is this family's ICMP and its header is present.
+    pub fn is_icmp(&self) -> bool {
+        self.l4.is_some() && self.protocol == icmp_protocol(self.family)
+    }
+}
+
+/// The ICMP protocol number of a family (1 or 58).
+pub fn icmp_protocol(family: Family) -> u8 {
+    match family {
+        Family::V4 => proto::ICMP,
+        Family::V6 => proto::ICMPV6,
+    }
+}
+
+/// Checks that a known transport header fits in `seg` (offsets relative to `seg`).
+fn check_transport(family: Family, protocol: u8, seg: &[u8]) -> Result<()> {
+    match (family, protocol) {
+        (_, proto::TCP) => tcp::Packet::new_checked(seg).map(|_| ()),
+        (_, proto::UDP) => udp::Packet::new_checked(seg).map(|_| ()),
+        (_, proto::SCTP) => sctp::Packet::new_checked(seg).map(|_| ()),
+        (Family::V4, proto::ICMP) => icmp::Packet::new_checked(seg).map(|_| ()),
+        (Family::V6, proto::ICMPV6) => icmp::Packet::new_checked_as(seg, "icmpv6").map(|_| ()),
+        _ => Ok(()),
+    }
+}
+
+/// One dissected IP packet owning its bytes.
+///
+/// Accessors read straight from the bytes through the [`Layout`]; they never panic. Transport
+/// accessors return `None` when the protocol does not have the field or the header is not in
+/// this packet (a non-first fragment).
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct IpPacket {
+    bytes: Vec<u8>,
+    layout: Layout,
+}
+
+impl IpPacket {
+    /// Dissects `bytes` as `link`.
+    ///
+    /// # Errors
+    /// [`Error::Packet`] naming the layer, field and absolute byte offset of the problem.
+    pub fn parse(bytes: Vec<u8>, link: Link) -> Result<IpPacket> {
+        let layout = Layout::parse(&bytes, link)?;
+        Ok(IpPacket { bytes, layout })
+    }
+
+    /// Dissects `bytes`, guessing the link (see [`Layout::parse_auto`]).
+    ///
+    /// # Errors
+    /// As [`IpPacket::parse`].
+    pub fn parse_auto(bytes: Vec<u8>) -> Result<IpPacket> {
+        let layout = Layout::parse_auto(&bytes)?;
+        Ok(IpPacket { bytes, layout })
+    }
+
+    /// The header offsets.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// All bytes, link header included.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// Mutable bytes and the layout, for the in-place rewriters of [`super::nat`].
+    /// Changing header lengths or protocol fields through this breaks the layout.
+    pub fn bytes_mut(&mut self) -> (&mut [u8], &Layout) {
+        (&mut self.bytes, &self.layout)
+    }
+
+    /// Consumes the packet, returning its bytes.
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.bytes
+    }
+
+    /// The IP packet (from the IP header to the end of the IP payload, no link header or padding).
+    pub fn ip_bytes(&self) -> &[u8] {
+        &self.bytes[self.layout.l3..self.layout.end]
+    }
+
+    /// The transport segment (header and payload), when present.
+    pub fn l4_bytes(&self) -> Option<&[u8]> {
+        self.layout.l4.map(|o| &self.bytes[o..self.layout.end])
+    }
+
+    /// What the bytes start with.
+    pub fn link(&self) -> Link {
+        self.layout.link
+    }
+
+    /// IP family.
+    pub fn family(&self) -> Family {
+        self.layout.family
+    }
+
+    fn ip(&self) -> &[u8] {
+        &self.bytes[self.layout.l3..]
+    }
+
+    /// Source address.
+    pub fn src(&self) -> IpAddr {
+        let b = self.ip();
+        match self.layout.family {
+            Family::V4 => IpAddr::V4(Ipv4Addr::new(b[12], b[13], b[14], b[15])),
+            Family::V6 => IpAddr::V6(v6_at(b, 8)),
+        }
+    }
+
+    /// Destination address.
+    pub fn dst(&self) -> IpAddr {
+        let b = self.ip();
+        match self.layout.family {
+            Family::V4 => IpAddr::V4(Ipv4Addr::new(b[16], b[17], b[18], b[19])),
+            Family::V6 => IpAddr::V6(v6_at(b, 24)),
+        }
+    }
+
+    /// Upper-layer protocol number (IPv4 protocol, or the last IPv6 next-header value).
+    pub fn protocol(&self) -> u8 {
+        self.layout.protocol
+    }
+
+    /// TTL (IPv4) or hop limit (IPv6).
+    pub fn ttl(&self) -> u8 {
+        match self.layout.family {
+            Family::V4 => self.ip()[8],
+            Family::V6 => self.ip()[7],
+        }
+    }
+
+    /// TOS byte (IPv4) or traffic class (IPv6).
+    pub fn tos(&self) -> u8 {
+        let b = self.ip();
+        match self.layout.family {
+            Family::V4 => b[1],
+            Family::V6 => (b[0] << 4) | (b[1] >> 4),
+        }
+    }
+
+    /// Length of the IP packet (IPv4 total length; IPv6 40 + payload length), as the
+    /// `length` match sees it.
+    pub fn len(&self) -> usize {
+        self.layout.end - self.layout.l3
+    }
+
+    /// Always false: an IP packet has at least its header.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// IPv4 identification (IPv6: the fragment header's identification, else 0).
+    pub fn ident(&self) -> u32 {
+        match self.layout.family {
+            Family::V4 => u32::from(be16(self.ip(), 4)),
+            Family::V6 => {
+                let end = self.layout.end - self.layout.l3;
+                ipv6::walk_extensions(&self.ip()[..end]).ok().and_then(|w| w.frag).map_or(0, |f| f.ident)
+            }
+        }
+    }
+
+    /// Fragment offset in 8-byte units (0 when not fragmented).
+    pub fn frag_offset(&self) -> u16 {
+        self.layout.frag_offset
+    }
+
+    /// More Fragments flag.
+    pub fn more_fragments(&self) -> bool {
+        self.layout.more_frags
+    }
+
+    /// IPv4 Don't Fragment flag (always false for IPv6).
+    pub fn dont_fragment(&self) -> bool {
+        self.layout.family == Family::V4 && self.ip()[6] & 0x40 != 0
+    }
+
+    /// Whether this is a fragment (first or later).
+    pub fn is_fragment(&self) -> bool {
+        self.layout.fragment
+    }
+
+    /// IPv4 option bytes (empty for IPv6).
+    pub fn ip_options(&self) -> &[u8] {
+        match self.layout.family {
+            Family::V4 => &self.ip()[ipv4::HEADER_LEN..usize::from(self.ip()[0] & 0x0f) * 4],
+            Family::V6 => &[],
+        }
+    }
+
+    /// Source port for TCP, UDP and SCTP.
+    pub fn sport(&self) -> Option<u16> {
+        self.port(0)
+    }
+
+    /// Destination port for TCP, UDP and SCTP.
+    pub fn dport(&self) -> Option<u16> {
+        self.port(2)
+    }
+
+    fn port(&self, at: usize) -> Option<u16> {
+        if self.layout.has_ports() {
+            self.layout.l4.map(|o| be16(&self.bytes, o + at))
+        } else {
+            None
+        }
+    }
+
+    /// The TCP flag byte (FIN 0x01 ... CWR 0x80), as `--tcp-flags` sees it.
+    pub fn tcp_flags(&self) -> Option<u8> {
+        self.tcp_l4().map(|o| self.bytes[o + 13])
+    }
+
+    /// All nine TCP flag bits including NS (see [`tcp::flags`]).
+    pub fn tcp_flags_full(&self) -> Option<u16> {
+        self.tcp_l4().map(|o| be16(&self.bytes, o + 12) & 0x01ff)
+    }
+
+    fn tcp_l4(&self) -> Option<usize> {
+        if self.layout.protocol == proto::TCP {
+            self.layout.l4
+        } else {
+            None
+        }
+    }
+
+    /// TCP view of the segment.
+    pub fn tcp(&self) -> Option<tcp::Packet<&[u8]>> {
+        self.tcp_l4().map(|o| tcp::Packet::new_unchecked(&self.bytes[o..self.layout.end]))
+    }
+
+    /// UDP view of the datagram.
+    pub fn udp(&self) -> Option<udp::Packet<&[u8]>> {
+        match (self.layout.protocol, self.layout.l4) {
+            (proto::UDP, Some(o)) => Some(udp::Packet::new_unchecked(&self.bytes[o..self.layout.end])),
+            _ => None,
+        }
+    }
+
+    /// SCTP view of the packet.
+    pub fn sctp(&self) -> Option<sctp::Packet<&[u8]>> {
+        match (self.layout.protocol, self.layout.l4) {
+            (proto::SCTP, Some(o)) => Some(sctp::Packet::new_unchecked(&self.bytes[o..self.layout.end])),
+            _ => None,
+        }
+    }
+
+    /// ICMP (IPv4) or ICMPv6 (IPv6) view of the message.
+    pub fn icmp(&self) -> Option<icmp::Packet<&[u8]>> {
+        if self.layout.is_icmp() {
+            self.layout.l4.map(|o| icmp::Packet::new_unchecked(&self.bytes[o..self.layout.end]))
+        } else {
+            None
+        }
+    }
+
+    /// ICMP/ICMPv6 type.
+    pub fn icmp_type(&self) -> Option<u8> {
+        self.icmp().map(|p| p.msg_type())
+    }
+
+    /// ICMP/ICMPv6 code.
+    pub fn icmp_code(&self) -> Option<u8> {
+        self.icmp().map(|p| p.code())
+    }
+
+    /// Identifier of an ICMP query or reply (echo, timestamp, info; ICMPv6 echo).
+    pub fn icmp_ident(&self) -> Option<u16> {
+        self.icmp().filter(|p| self.icmp_has_ident(p.msg_type())).map(|p| p.echo_ident())
+    }
+
+    /// Sequence number of an ICMP query or reply.
+    pub fn icmp_seq(&self) -> Option<u16> {
+        self.icmp().filter(|p| self.icmp_has_ident(p.msg_type())).map(|p| p.echo_seq())
+    }
+
+    /// Whether the ICMP message is an error quoting another packet.
+    pub fn icmp_is_error(&self) -> bool {
+        self.icmp().is_some_and(|p| match self.layout.family {
+            Family::V4 => icmp::is_error(p.msg_type()),
+            Family::V6 => icmpv6::is_error(p.msg_type()),
+        })
+    }
+
+    fn icmp_has_ident(&self, t: u8) -> bool {
+        match self.layout.family {
+            Family::V4 => icmp::has_ident(t),
+            Family::V6 => icmpv6::has_ident(t),
+        }
+    }
+
+    /// The transport payload (after the TCP/UDP/SCTP/ICMP header; the whole segment for other
+    /// protocols; empty for a non-first fragment... which has no transport header: its IP payload).
+    pub fn payload(&self) -> &[u8] {
+        let end = self.layout.end;
+        let Some(o) = self.layout.l4 else {
+            return &self.bytes[self.ip_payload_start()..end];
+        };
+        let hl = match self.layout.protocol {
+            proto::TCP => self.tcp().map_or(0, |t| t.header_len()),
+            proto::UDP => udp::HEADER_LEN,
+            proto::SCTP => sctp::HEADER_LEN,
+            _ if self.layout.is_icmp() => icmp::HEADER_LEN,
+            _ => 0,
+        };
+        let stop = match self.udp() {
+            Some(u) => o + usize::from(u.len()),
+            None => end,
+        };
+        &self.bytes[o + hl..stop]
+    }
+
+    fn ip_payload_start(&self) -> usize {
+        match self.layout.family {
+            Family::V4 => self.layout.l3 + usize::from(self.ip()[0] & 0x0f) * 4,
+            Family::V6 => {
+                let end = self.layout.end - self.layout.l3;
+                self.layout.l3 + ipv6::walk_extensions(&self.ip()[..end]).map_or(40, |w| w.transport_offset)
+            }
+        }
+    }
+
+    /// Source MAC when the packet starts with Ethernet.
+    pub fn src_mac(&self) -> Option<ethernet::Mac> {
+        (self.layout.link == Link::Ethernet).then(|| ethernet::Packet::new_unchecked(&self.bytes[..]).src())
+    }
+
+    /// Destination MAC when the packet starts with Ethernet.
+    pub fn dst_mac(&self) -> Option<ethernet::Mac> {
+        (self.layout.link == Link::Ethernet).then(|| ethernet::Packet::new_unchecked(&self.bytes[..]).dst())
+    }
+
+    /// VLAN tag control information when the frame is tagged.
+    pub fn vlan_tci(&self) -> Option<u16> {
+        if self.layout.link == Link::Ethernet {
+            ethernet::Packet::new_unchecked(&self.bytes[..]).vlan_tci()
+        } else {
+            None
+        }
+    }
+
+    /// Whether every checksum this packet carries is valid (IPv4 header; TCP, UDP, ICMP,
+    /// ICMPv6 and SCTP when their header is present and the packet is not a fragment).
+    pub fn checksums_valid(&self) -> bool {
+        super::nat::checksums_valid(&self.bytes, &self.layout)
+    }
+
+    /// The same packet without its link header (an IP packet, padding dropped).
+    ///
+    /// # Panics
+    /// Never: the layout of a bare IP copy is the shifted layout of this one.
+    pub fn to_ip(&self) -> IpPacket {
+        let shift_by = self.layout.l3;
+        let l = self.layout;
+        IpPacket {
+            bytes: self.ip_bytes().to_vec(),
+            layout: Layout { link: Link::Ip, l3: 0, end: l.end - shift_by, l4: l.l4.map(|o| o - shift_by), ..l },
+        }
+    }
+
+    /// Re-reads the layout after the bytes were changed through [`IpPacket::bytes_mut`].
+    ///
+    /// # Errors
+    /// As [`IpPacket::parse`].
+    pub fn reparse(self) -> Result<IpPacket> {
+        IpPacket::parse(self.bytes, self.layout.link)
+    }
+}
+
+fn v6_at(b: &[u8], at: usize) -> Ipv6Addr {
+    let mut a = [0u8; 16];
+    a.copy_from_slice(&b[at..at + 16]);
+    Ipv6Addr::from(a)
+}
+
+impl fmt::Display for IpPacket {
+    /// `tcp 10.0.0.1:1234 -> 10.96.0.10:80 [S]`, `icmp 10.0.0.1 -> 10.0.0.2 type 8 code 0 id 7`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = proto::name(self.protocol()).map_or_else(|| format!("proto {}", self.protocol()), str::to_string);
+        let addr = |a: IpAddr, p: Option<u16>| match (a, p) {
+            (IpAddr::V6(v6), Some(p)) => format!("[{v6}]:{p}"),
+            (a, Some(p)) => format!("{a}:{p}"),
+            (a, None) => a.to_string(),
+        };
+        write!(f, "{name} {} -> {}", addr(self.src(), self.sport()), addr(self.dst(), self.dport()))?;
+        if let Some(fl) = self.tcp_flags_full() {
+            write!(f, " [{}]", tcp::flags_to_string(fl))?;
+        }
+        if let (Some(t), Some(c)) = (self.icmp_type(), self.icmp_code()) {
+            write!(f, " type {t} code {c}")?;
+            if let Some(id) = self.icmp_ident() {
+                write!(f, " id {id}")?;
+            }
+        }
+        if self.is_fragment() {
+            write!(f, " frag {}{}", u32::from(self.frag_offset()) * 8, if self.more_fragments() { "+" } else { "" })?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for IpPacket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "IpPacket({self})")
+    }
+}

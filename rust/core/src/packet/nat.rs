@@ -1,0 +1,274 @@
+//! In-place NAT rewriting with incremental checksum updates (RFC 1624), as the kernel's
+//! `nf_nat_*_manip_pkt` does: new addresses and ports, the ICMP query identifier, and the
+//! TTL/hop-limit decrement of a forwarding hop.
+//!
+//! Checksums that were wrong stay wrong by the same amount (as in the kernel); a UDP checksum
+//! of 0 ("none") stays 0, and a UDP result of 0 is written as 0xffff. SCTP has no
+//! pseudo-header, so only a port change touches its CRC32c, which is recomputed.
+
+use std::net::IpAddr;
+
+use super::checksum;
+use super::dissect::Layout;
+use super::{be16, icmp, icmpv6, proto, put16, sctp, tcp, udp};
+use crate::error::{Error, Result};
+use crate::net::Family;
+
+/// A NAT rewrite: each `Some` field replaces the packet's value.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Rewrite {
+    /// New source address (same family as the packet).
+    pub src: Option<IpAddr>,
+    /// New destination address.
+    pub dst: Option<IpAddr>,
+    /// New source port (TCP/UDP/SCTP), or the identifier of an ICMP query.
+    pub sport: Option<u16>,
+    /// New destination port (TCP/UDP/SCTP).
+    pub dport: Option<u16>,
+}
+
+/// Offset of the 16-bit checksum a pseudo-header change affects, if the packet has one.
+fn l4_checksum_at(layout: &Layout, buf: &[u8]) -> Option<usize> {
+    let o = layout.l4?;
+    match (layout.family, layout.protocol) {
+        (_, proto::TCP) => Some(o + tcp::CHECKSUM_OFFSET),
+        // UDP checksum 0 means "none": leave it alone.
+        (_, proto::UDP) => (be16(buf, o + udp::CHECKSUM_OFFSET) != 0).then_some(o + udp::CHECKSUM_OFFSET),
+        (Family::V6, proto::ICMPV6) => Some(o + icmp::CHECKSUM_OFFSET),
+        _ => None,
+    }
+}
+
+/// Applies `update` to the 16-bit checksum at `at`, mapping a UDP result of 0 to 0xffff.
+fn patch(buf: &mut [u8], at: usize, is_udp: bool, update: impl FnOnce(u16) -> u16) {
+    let mut c = update(be16(buf, at));
+    if is_udp && c == 0 {
+        c = 0xffff;
+    }
+    put16(buf, at, c);
+}
+
+fn check_family(layout: &Layout, a: IpAddr, what: &str) -> Result<()> {
+    if Family::of(&a) == layout.family {
+        Ok(())
+    } else {
+        Err(Error::invalid(what, format!("{a} is not of the packet's family")))
+    }
+}
+
+/// Replaces the source or destination address and patches the checksums that cover it.
+fn set_addr(buf: &mut [u8], layout: &Layout, new: IpAddr, is_src: bool) -> Result<()> {
+    check_family(layout, new, if is_src { "src" } else { "dst" })?;
+    let (at, len) = match (layout.family, is_src) {
+        (Family::V4, true) => (layout.l3 + 12, 4),
+        (Family::V4, false) => (layout.l3 + 16, 4),
+        (Family::V6, true) => (layout.l3 + 8, 16),
+        (Family::V6, false) => (layout.l3 + 24, 16),
+    };
+    let new_bytes: Vec<u8> = match new {
+        IpAddr::V4(a) => a.octets().to_vec(),
+        IpAddr::V6(a) => a.octets().to_vec(),
+    };
+    let old: Vec<u8> = buf[at..at + len].to_vec();
+    if old == new_bytes {
+        return Ok(());
+    }
+    buf[at..at + len].copy_from_slice(&new_bytes);
+    if layout.family == Family::V4 {
+        patch(buf, layout.l3 + 10, false, |c| checksum::update_bytes(c, &old, &new_bytes));
+    }
+    if let Some(cs) = l4_checksum_at(layout, buf) {
+        patch(buf, cs, layout.protocol == proto::UDP, |c| checksum::update_bytes(c, &old, &new_bytes));
+    }
+    Ok(())
+}
+
+/// Sets the source address, updating the IPv4 header and transport checksums.
+///
+/// # Errors
+/// [`Error::Invalid`] when `new` is of the other family.
+pub fn set_src(buf: &mut [u8], layout: &Layout, new: IpAddr) -> Result<()> {
+    set_addr(buf, layout, new, true)
+}
+
+/// Sets the destination address, updating the IPv4 header and transport checksums.
+///
+/// # Errors
+/// [`Error::Invalid`] when `new` is of the other family.
+pub fn set_dst(buf: &mut [u8], layout: &Layout, new: IpAddr) -> Result<()> {
+    set_addr(buf, layout, new, false)
+}
+
+fn set_port(buf: &mut [u8], layout: &Layout, new: u16, at: usize, what: &str) -> Result<()> {
+    let Some(o) = layout.l4.filter(|_| layout.has_ports()) else {
+        return Err(Error::invalid(what, format!("protocol {} has no ports in this packet", layout.protocol)));
+    };
+    let old = be16(buf, o + at);
+    if old == new {
+        return Ok(());
+    }
+    put16(buf, o + at, new);
+    match layout.protocol {
+        proto::SCTP => sctp::Packet::new_unchecked(&mut buf[o..layout.end]).fill_checksum(),
+        p => {
+            if let Some(cs) = l4_checksum_at(layout, buf) {
+                patch(buf, cs, p == proto::UDP, |c| checksum::update_u16(c, old, new));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Sets the source port (TCP/UDP/SCTP) or the identifier of an ICMP/ICMPv6 query, as
+/// SNAT/MASQUERADE do.
+///
+/// # Errors
+/// [`Error::Invalid`] when the packet has neither ports nor an ICMP identifier.
+pub fn set_sport(buf: &mut [u8], layout: &Layout, new: u16) -> Result<()> {
+    if layout.is_icmp() {
+        return set_icmp_ident(buf, layout, new);
+    }
+    set_port(buf, layout, new, 0, "sport")
+}
+
+/// Sets the destination port (TCP/UDP/SCTP).
+///
+/// # Errors
+/// [`Error::Invalid`] when the packet has no ports (ICMP has no destination port).
+pub fn set_dport(buf: &mut [u8], layout: &Layout, new: u16) -> Result<()> {
+    set_port(buf, layout, new, 2, "dport")
+}
+
+/// Sets the identifier of an ICMP/ICMPv6 query or reply, updating the ICMP checksum.
+///
+/// # Errors
+/// [`Error::Invalid`] when the packet is not an ICMP query or reply.
+pub fn set_icmp_ident(buf: &mut [u8], layout: &Layout, new: u16) -> Result<()> {
+    let o = layout.l4.filter(|_| layout.is_icmp());
+    let ty = o.map(|o| buf[o]);
+    let ok = match (layout.family, ty) {
+        (Family::V4, Some(t)) => icmp::has_ident(t),
+        (Family::V6, Some(t)) => icmpv6::has_ident(t),
+        _ => false,
+    };
+    let (Some(o), true) = (o, ok) else {
+        return Err(Error::invalid("sport", "not an ICMP query or reply: no identifier to set"));
+    };
+    let at = o + icmp::IDENT_OFFSET;
+    let old = be16(buf, at);
+    put16(buf, at, new);
+    patch(buf, o + icmp::CHECKSUM_OFFSET, false, |c| checksum::update_u16(c, old, new));
+    Ok(())
+}
+
+/// Applies a [`Rewrite`] (addresses first, then ports).
+///
+/// # Errors
+/// As the individual setters; on error the packet may be partially rewritten.
+pub fn rewrite_nat(buf: &mut [u8], layout: &Layout, rw: &Rewrite) -> Result<()> {
+    if let Some(a) = rw.src {
+        set_src(buf, layout, a)?;
+    }
+    if let Some(a) = rw.dst {
+        set_dst(buf, layout, a)?;
+    }
+    if let Some(p) = rw.sport {
+        set_sport(buf, layout, p)?;
+    }
+    if let Some(p) = rw.dport {
+        set_dport(buf, layout, p)?;
+    }
+    Ok(())
+}
+
+/// Sets the TTL (IPv4, header checksum updated incrementally) or hop limit (IPv6).
+pub fn set_ttl(buf: &mut [u8], layout: &Layout, ttl: u8) {
+    match layout.family {
+        Family::V4 => {
+            let old = be16(buf, layout.l3 + 8);
+            buf[layout.l3 + 8] = ttl;
+            let new = be16(buf, layout.l3 + 8);
+            patch(buf, layout.l3 + 10, false, |c| checksum::update_u16(c, old, new));
+        }
+        Family::V6 => buf[layout.l3 + 7] = ttl,
+    }
+}
+
+/// Decrements the TTL / hop limit by one as a forwarding hop does; returns the new value, or
+/// `None` (and leaves the packet alone) when it was already 0.
+pub fn decrement_ttl(buf: &mut [u8], layout: &Layout) -> Option<u8> {
+    let at = layout.l3 + if layout.family == Family::V4 { 8 } else { 7 };
+    let new = buf[at].checked_sub(1)?;
+    set_ttl(buf, layout, new);
+    Some(new)
+}
+
+/// Recomputes every checksum of the packet from scratch (IPv4 header; TCP, UDP, ICMP, ICMPv6,
+/// SCTP when the transport header is present). A UDP checksum of 0 over IPv4 stays 0.
+pub fn fill_checksums(buf: &mut [u8], layout: &Layout) {
+    let (src, dst) = addrs(buf, layout);
+    if layout.family == Family::V4 {
+        let hl = usize::from(buf[layout.l3] & 0x0f) * 4;
+        put16(buf, layout.l3 + 10, 0);
+        let c = checksum::checksum(&buf[layout.l3..layout.l3 + hl]);
+        put16(buf, layout.l3 + 10, c);
+    }
+    let Some(o) = layout.l4 else { return };
+    let seg = &mut buf[o..layout.end];
+    match (layout.family, layout.protocol) {
+        (_, proto::TCP) => tcp::Packet::new_unchecked(seg).fill_checksum(src, dst),
+        (_, proto::UDP) => {
+            let mut u = udp::Packet::new_unchecked(seg);
+            if !(layout.family == Family::V4 && u.checksum() == 0) {
+                u.fill_checksum(src, dst);
+            }
+        }
+        (_, proto::SCTP) => sctp::Packet::new_unchecked(seg).fill_checksum(),
+        (Family::V4, proto::ICMP) => icmp::Packet::new_unchecked(seg).fill_checksum(),
+        (Family::V6, proto::ICMPV6) => {
+            if let (IpAddr::V6(s), IpAddr::V6(d)) = (src, dst) {
+                icmpv6::fill_checksum(&mut icmp::Packet::new_unchecked(seg), s, d);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Whether every checksum [`fill_checksums`] would write is already correct. Fragments are
+/// judged on the IPv4 header only (the transport checksum covers the whole datagram).
+pub fn checksums_valid(buf: &[u8], layout: &Layout) -> bool {
+    let (src, dst) = addrs(buf, layout);
+    if layout.family == Family::V4 {
+        let hl = usize::from(buf[layout.l3] & 0x0f) * 4;
+        if !checksum::verify(checksum::sum(0, &buf[layout.l3..layout.l3 + hl])) {
+            return false;
+        }
+    }
+    let Some(o) = layout.l4.filter(|_| !layout.fragment) else { return true };
+    let seg = &buf[o..layout.end];
+    match (layout.family, layout.protocol) {
+        (_, proto::TCP) => tcp::Packet::new_unchecked(seg).verify_checksum(src, dst),
+        (_, proto::UDP) => udp::Packet::new_unchecked(seg).verify_checksum(src, dst),
+        (_, proto::SCTP) => sctp::Packet::new_unchecked(seg).verify_checksum(),
+        (Family::V4, proto::ICMP) => icmp::Packet::new_unchecked(seg).verify_checksum(),
+        (Family::V6, proto::ICMPV6) => match (src, dst) {
+            (IpAddr::V6(s), IpAddr::V6(d)) => icmpv6::verify_checksum(&icmp::Packet::new_unchecked(seg), s, d),
+            _ => false,
+        },
+        _ => true,
+    }
+}
+
+fn addrs(buf: &[u8], layout: &Layout) -> (IpAddr, IpAddr) {
+    let b = &buf[layout.l3..];
+    match layout.family {
+        Family::V4 => (IpAddr::from([b[12], b[13], b[14], b[15]]), IpAddr::from([b[16], b[17], b[18], b[19]])),
+        Family::V6 => {
+            let mut s = [0u8; 16];
+            let mut d = [0u8; 16];
+            s.copy_from_slice(&b[8..24]);
+            d.copy_from_slice(&b[24..40]);
+            (IpAddr::from(s), IpAddr::from(d))
+        }
+    }
+}
