@@ -6,6 +6,7 @@
 use pyo3::prelude::*;
 
 mod errors;
+mod flannel;
 mod packet;
 // --- parser ---
 mod ruleset;
@@ -15,6 +16,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     errors::register(m)?;
     packet::register(m)?;
+    flannel::register(m)?;
     ruleset::register(m)?; // parser
     Ok(())
 }
