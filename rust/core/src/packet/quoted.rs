@@ -85,7 +85,7 @@ impl Quoted {
                 d.copy_from_slice(&q[24..40]);
                 // The quote is cut short, so the walk may fail: then the transport is unknown.
                 let (protocol, l4) = match ipv6::walk_extensions(q) {
-                    Ok(w) if w.frag.is_none_or(|f| f.offset == 0) => (w.protocol, Some(l3 + w.transport_offset)),
+                    Ok(w) if w.frag.map_or(true, |f| f.offset == 0) => (w.protocol, Some(l3 + w.transport_offset)),
                     Ok(w) => (w.protocol, None),
                     Err(_) => (q[6], None),
                 };
@@ -281,6 +281,8 @@ mod tests {
         ));
     }
 
+    type Maker = fn(IpAddr, IpAddr, u16, u16) -> build::Builder;
+
     fn full(p: &IpPacket) -> Vec<u8> {
         let mut q = p.clone();
         let (buf, layout) = q.bytes_mut();
@@ -296,7 +298,7 @@ mod tests {
         {
             let (s, d, s2, d2) = (a(s), a(d), a(s2), a(d2));
             let t = if s.is_ipv4() { (3, 3) } else { (1, 4) };
-            let makers: [fn(IpAddr, IpAddr, u16, u16) -> build::Builder; 3] = [build::tcp, build::udp, build::sctp];
+            let makers: [Maker; 3] = [build::tcp, build::udp, build::sctp];
             for make in makers {
                 let orig = make(s, d, 1234, 80).payload(vec![7; 30]).build().unwrap();
                 let natted = make(s2, d2, 1234, 8080).payload(vec![7; 30]).build().unwrap();
