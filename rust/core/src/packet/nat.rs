@@ -5,6 +5,9 @@
 //! Checksums that were wrong stay wrong by the same amount (as in the kernel); a UDP checksum
 //! of 0 ("none") stays 0, and a UDP result of 0 is written as 0xffff. SCTP has no
 //! pseudo-header, so only a port change touches its CRC32c, which is recomputed.
+//!
+//! Like the kernel, an address change patches the transport checksum even when an IPv6
+//! routing header with segments left makes the pseudo-header use its final address instead.
 
 use std::net::IpAddr;
 
@@ -206,7 +209,7 @@ pub fn decrement_ttl(buf: &mut [u8], layout: &Layout) -> Option<u8> {
 /// Recomputes every checksum of the packet from scratch (IPv4 header; TCP, UDP, ICMP, ICMPv6,
 /// SCTP when the transport header is present). A UDP checksum of 0 over IPv4 stays 0.
 pub fn fill_checksums(buf: &mut [u8], layout: &Layout) {
-    let (src, dst) = addrs_of(buf, layout);
+    let (src, dst) = pseudo_addrs(buf, layout);
     if layout.family == Family::V4 {
         let hl = usize::from(buf[layout.l3] & 0x0f) * 4;
         put16(buf, layout.l3 + 10, 0);
@@ -237,7 +240,7 @@ pub fn fill_checksums(buf: &mut [u8], layout: &Layout) {
 /// Whether every checksum [`fill_checksums`] would write is already correct. Fragments are
 /// judged on the IPv4 header only (the transport checksum covers the whole datagram).
 pub fn checksums_valid(buf: &[u8], layout: &Layout) -> bool {
-    let (src, dst) = addrs_of(buf, layout);
+    let (src, dst) = pseudo_addrs(buf, layout);
     if layout.family == Family::V4 {
         let hl = usize::from(buf[layout.l3] & 0x0f) * 4;
         if !checksum::verify(checksum::sum(0, &buf[layout.l3..layout.l3 + hl])) {
@@ -257,6 +260,18 @@ pub fn checksums_valid(buf: &[u8], layout: &Layout) -> bool {
         },
         _ => true,
     }
+}
+
+/// The addresses the transport checksum's pseudo-header covers: the header's, except an IPv6
+/// routing header with segments left names the final destination.
+pub(crate) fn pseudo_addrs(buf: &[u8], layout: &Layout) -> (IpAddr, IpAddr) {
+    let (src, dst) = addrs_of(buf, layout);
+    if layout.family == Family::V6 {
+        if let Some(fin) = super::ipv6::final_destination(&buf[layout.l3..layout.end]) {
+            return (src, IpAddr::V6(fin));
+        }
+    }
+    (src, dst)
 }
 
 /// The outer source and destination addresses.

@@ -173,7 +173,7 @@ impl Quoted {
             }
         }
         let o = layout.l4.unwrap_or(self.l3 - icmp::HEADER_LEN);
-        let outer = super::nat::addrs_of(buf, layout);
+        let outer = super::nat::pseudo_addrs(buf, layout);
         let mut msg = icmp::Packet::new_unchecked(&mut buf[o..layout.end]);
         match outer {
             (IpAddr::V6(s), IpAddr::V6(d)) => icmpv6::fill_checksum(&mut msg, s, d),
