@@ -19,3 +19,19 @@ mod eval_tests;
 // --- speed: the compiled classifier ---
 pub mod compile;
 pub mod compiled;
+
+// --- parser ---
+pub mod listing;
+mod matches;
+mod names;
+mod netdb_data;
+pub mod parse;
+pub mod render;
+mod targets;
+mod tokenize;
+mod validate;
+mod values;
+
+pub use parse::{detect_family, parse, parse_family};
+#[cfg(test)]
+mod parse_tests;
