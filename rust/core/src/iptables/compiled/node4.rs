@@ -83,7 +83,13 @@ impl Node4 {
                     masq_any = masq_any.or(Some(addr));
                 }
             }
-            redirect.push(iface.addrs.iter().find_map(|a| if Family::of(&a.addr) == Family::V4 { v4(&a.addr) } else { None }));
+            redirect.push(iface.addrs.iter().find_map(|a| {
+                if Family::of(&a.addr) == Family::V4 {
+                    v4(&a.addr)
+                } else {
+                    None
+                }
+            }));
             masq.push(usable);
         }
         let mut routes: Vec<(u32, u32, u8)> = node

@@ -5,10 +5,10 @@
 use crate::error::{Error, Result};
 use crate::iptables::ast::{ConnmarkOp, CtStates, MultiportSide, PortRange, TableName};
 use crate::iptables::chance::Chooser;
-use crate::iptables::compiled::program::{hflag, Accel, CRule, CTarget, Mod, Program, Range4, NONE_BIT};
 use crate::iptables::compiled::dispatch;
+use crate::iptables::compiled::program::{hflag, Accel, CRule, CTarget, Mod, Program, Range4, NONE_BIT};
 use crate::iptables::eval::{hook_slot, table_slot, MAX_VISITS};
-use crate::iptables::flow::{Flow, proto};
+use crate::iptables::flow::{proto, Flow};
 use crate::iptables::result::{Hook, NatKind, Verdict};
 
 /// A packet as the compiled path takes it: IPv4, not ICMP, not a later fragment.
@@ -254,7 +254,9 @@ impl<'a> Walk<'a> {
             Hook::Prerouting => &[TableName::Raw, TableName::Mangle, TableName::Nat],
             Hook::Input => &[TableName::Mangle, TableName::Filter, TableName::Security, TableName::Nat],
             Hook::Forward => &[TableName::Mangle, TableName::Filter, TableName::Security],
-            Hook::Output => &[TableName::Raw, TableName::Mangle, TableName::Nat, TableName::Filter, TableName::Security],
+            Hook::Output => {
+                &[TableName::Raw, TableName::Mangle, TableName::Nat, TableName::Filter, TableName::Security]
+            }
             Hook::Postrouting => &[TableName::Mangle, TableName::Nat],
         };
         for &name in order {
@@ -457,7 +459,10 @@ impl<'a> Walk<'a> {
                 if !matches!(hook, Hook::Prerouting | Hook::Output) {
                     return wrong("REDIRECT");
                 }
-                self.p.node.redirect_address(self.orig.iface).map(|a| (NatKind::Redirect, a, map_port(*ports, self.dport)))
+                self.p
+                    .node
+                    .redirect_address(self.orig.iface)
+                    .map(|a| (NatKind::Redirect, a, map_port(*ports, self.dport)))
             }
             CTarget::Snat(r) => {
                 if !matches!(hook, Hook::Postrouting | Hook::Input) {
@@ -471,7 +476,10 @@ impl<'a> Walk<'a> {
                     return wrong("MASQUERADE");
                 }
                 let out = self.out.unwrap_or(u8::MAX);
-                self.p.node.masquerade_source(out, self.dst).map(|a| (NatKind::Masquerade, a, map_port(*ports, self.sport)))
+                self.p
+                    .node
+                    .masquerade_source(out, self.dst)
+                    .map(|a| (NatKind::Masquerade, a, map_port(*ports, self.sport)))
             }
             _ => None,
         })
@@ -546,7 +554,8 @@ impl<'a> Walk<'a> {
                                 match r.target {
                                     CTarget::Jump(to) => self.push(to),
                                     CTarget::Goto(to) => {
-                                        *top = Frame { chain: to, pos: 0, cand: 0, cand_end: 0, run_end: 0, map: NO_MAP }
+                                        *top =
+                                            Frame { chain: to, pos: 0, cand: 0, cand_end: 0, run_end: 0, map: NO_MAP }
                                     }
                                     _ => unreachable!("ladder steps jump"),
                                 }
@@ -562,7 +571,11 @@ impl<'a> Walk<'a> {
             };
             self.visits += 1;
             if self.visits > MAX_VISITS {
-                return Err(Error::Limit { what: "rules visited for one packet", limit: MAX_VISITS, actual: self.visits });
+                return Err(Error::Limit {
+                    what: "rules visited for one packet",
+                    limit: MAX_VISITS,
+                    actual: self.visits,
+                });
             }
             let flat = chain.first + ri;
             let rule = &p.rules[flat as usize];
@@ -630,4 +643,3 @@ impl<'a> Walk<'a> {
         self.stack.push(Frame { chain: to, pos: 0, cand: 0, cand_end: 0, run_end: 0, map: NO_MAP });
     }
 }
-
