@@ -7,7 +7,12 @@ computed offline with a Rust core.
 from __future__ import annotations
 
 from kubenat import _core, flannel
-from kubenat._core import Packet, Rule, Ruleset  # parser
+from kubenat._core import (  # parser
+    Classifier,  # speed
+    Packet,
+    Rule,
+    Ruleset,
+)
 from kubenat.errors import (
     ConfigError,
     DecapError,
@@ -29,6 +34,7 @@ __version__: str = _core.__version__
 from kubenat import k8s, proxy
 
 __all__ = [
+    "Classifier",  # speed
     "ConfigError",
     "DecapError",
     "EvalError",

@@ -6,6 +6,8 @@
 use pyo3::prelude::*;
 
 mod errors;
+// --- speed ---
+mod batch;
 mod flannel;
 mod packet;
 // --- parser ---
@@ -18,5 +20,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     packet::register(m)?;
     flannel::register(m)?;
     ruleset::register(m)?; // parser
+    batch::register(m)?; // speed
     Ok(())
 }

@@ -44,6 +44,13 @@ pub struct Scratch {
     plain: Option<Netfilter>,
 }
 
+impl Scratch {
+    /// The plain evaluator this scratch keeps for fallbacks (cloned from `c` on first use).
+    pub fn plain_netfilter(&mut self, c: &Compiled) -> &mut Netfilter {
+        self.plain.get_or_insert_with(|| c.nf.clone())
+    }
+}
+
 /// Per-packet seed of packet `i` of a batch drawn with `seed`: results do not depend on how a
 /// batch is split over threads, and equal a single evaluation with this seed.
 #[inline]
