@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import pickle
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
+import scapy.all as scapy
 
 import kubenat
 from kubenat import Packet, PacketError
 
-scapy = pytest.importorskip("scapy.all")
 IP, IPv6, TCP, UDP, ICMP, Ether = scapy.IP, scapy.IPv6, scapy.TCP, scapy.UDP, scapy.ICMP, scapy.Ether
 
 
@@ -135,3 +138,23 @@ def test_unknown_ethertype_and_short_frames() -> None:
     with pytest.raises(PacketError) as info:
         Packet.from_bytes(b"\x02" * 10, link="ethernet")
     assert (info.value.field, info.value.offset) == ("src", 6)
+
+
+def test_packet_works_without_scapy() -> None:
+    """scapy is an optional extra: kubenat.Packet must not need it until interop is asked for."""
+    code = """
+import sys
+sys.modules["scapy"] = None  # make any import of scapy fail
+import kubenat
+p = kubenat.Packet.tcp(src="10.0.0.1", dst="10.0.0.2", sport=1, dport=2)
+assert kubenat.Packet.from_bytes(bytes(p)) == p
+try:
+    p.to_scapy()
+except ImportError as e:
+    assert "kubenat[scapy]" in str(e)
+else:
+    raise AssertionError("to_scapy worked without scapy")
+"""
+    python_dir = Path(kubenat.__file__).parent.parent
+    env = {"PYTHONPATH": str(python_dir), "PATH": "/usr/bin:/bin"}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=60)
