@@ -40,3 +40,16 @@ def _kernel_available() -> Iterator[None]:
             pytest.fail(f"CI must run the kernel tests, but {reason}")
         pytest.skip(reason)
     yield
+
+
+# --- kernel: no namespace may outlive the test session ---
+@pytest.fixture(scope="session", autouse=True)
+def _no_leftover_namespaces() -> Iterator[None]:
+    yield
+    from kubenat.kernel import _netns
+
+    mine = _netns.created_by_this_process()
+    # In CI nothing else runs beside this session, so any kn- namespace at all is a leak.
+    in_ci = os.environ.get("CI") == "true"
+    leaked = [n for n in _netns.existing() if n in mine or (in_ci and n.startswith("kn-"))]
+    assert not leaked, f"network namespaces left behind: {leaked}"

@@ -1,3 +1,17 @@
 //! iptables: the typed rule model, iptables-save text, and netfilter evaluation.
 
 pub mod ast;
+pub mod chance;
+pub mod conntrack;
+pub mod eval;
+pub mod flow;
+pub mod links;
+pub mod matchers;
+pub mod nat;
+pub mod node;
+pub mod process;
+pub mod recent;
+pub mod result;
+
+#[cfg(test)]
+mod eval_tests;

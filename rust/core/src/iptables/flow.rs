@@ -1,0 +1,343 @@
+//! The flow key and metadata the evaluator looks at: what netfilter matches read from a packet.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use crate::error::{Error, Result};
+use crate::net::Family;
+
+/// IP protocol numbers the evaluator treats specially.
+pub mod proto {
+    /// ICMP
+    pub const ICMP: u8 = 1;
+    /// TCP
+    pub const TCP: u8 = 6;
+    /// UDP
+    pub const UDP: u8 = 17;
+    /// ICMPv6
+    pub const ICMPV6: u8 = 58;
+    /// SCTP
+    pub const SCTP: u8 = 132;
+    /// UDP-Lite
+    pub const UDPLITE: u8 = 136;
+    /// DCCP
+    pub const DCCP: u8 = 33;
+}
+
+/// TCP flag bits as they sit in the header's flags byte.
+pub mod tcp_flags {
+    /// FIN
+    pub const FIN: u8 = 0x01;
+    /// SYN
+    pub const SYN: u8 = 0x02;
+    /// RST
+    pub const RST: u8 = 0x04;
+    /// PSH
+    pub const PSH: u8 = 0x08;
+    /// ACK
+    pub const ACK: u8 = 0x10;
+    /// URG
+    pub const URG: u8 = 0x20;
+    /// ECE
+    pub const ECE: u8 = 0x40;
+    /// CWR
+    pub const CWR: u8 = 0x80;
+}
+
+/// Everything about one packet that a match, a target or conntrack reads.
+///
+/// Ports are 0 for protocols without ports; for ICMP echo the identifier stands in for both
+/// ports (as conntrack keys ICMP queries by id).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Flow {
+    /// Source address.
+    pub src: IpAddr,
+    /// Destination address.
+    pub dst: IpAddr,
+    /// IP protocol number (upper-layer protocol for IPv6).
+    pub proto: u8,
+    /// Source port (TCP/UDP/SCTP/UDP-Lite/DCCP), else 0.
+    pub sport: u16,
+    /// Destination port, else 0.
+    pub dport: u16,
+    /// TCP flags byte (0 for other protocols).
+    pub tcp_flags: u8,
+    /// ICMP/ICMPv6 type (0 for other protocols).
+    pub icmp_type: u8,
+    /// ICMP/ICMPv6 code.
+    pub icmp_code: u8,
+    /// ICMP echo identifier.
+    pub icmp_id: u16,
+    /// Fragment offset in 8-byte units (non-zero: a later fragment, without transport header).
+    pub fragment_offset: u16,
+    /// More-fragments flag.
+    pub more_fragments: bool,
+    /// Total IP length in bytes.
+    pub length: u16,
+    /// TTL / hop limit.
+    pub ttl: u8,
+}
+
+impl Flow {
+    /// A flow of any protocol with ports (0 where the protocol has none).
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] when source and destination are of different families.
+    pub fn new(src: IpAddr, dst: IpAddr, proto: u8, sport: u16, dport: u16) -> Result<Flow> {
+        if Family::of(&src) != Family::of(&dst) {
+            return Err(Error::invalid(
+                "flow",
+                format!("source {src} and destination {dst} are of different families"),
+            ));
+        }
+        let has_ports = matches!(proto, proto::TCP | proto::UDP | proto::SCTP | proto::UDPLITE | proto::DCCP);
+        let is_icmp = matches!(proto, proto::ICMP | proto::ICMPV6);
+        let echo_request = if Family::of(&src) == Family::V4 { 8 } else { 128 };
+        Ok(Flow {
+            src,
+            dst,
+            proto,
+            sport: if has_ports { sport } else { 0 },
+            dport: if has_ports { dport } else { 0 },
+            tcp_flags: if proto == proto::TCP { tcp_flags::SYN } else { 0 },
+            icmp_type: if is_icmp { echo_request } else { 0 },
+            icmp_code: 0,
+            icmp_id: if is_icmp { sport } else { 0 },
+            fragment_offset: 0,
+            more_fragments: false,
+            length: if Family::of(&src) == Family::V4 { 60 } else { 80 },
+            ttl: 64,
+        })
+    }
+
+    /// A TCP SYN.
+    ///
+    /// # Errors
+    /// As [`Flow::new`].
+    pub fn tcp(src: IpAddr, dst: IpAddr, sport: u16, dport: u16) -> Result<Flow> {
+        Flow::new(src, dst, proto::TCP, sport, dport)
+    }
+
+    /// A UDP datagram.
+    ///
+    /// # Errors
+    /// As [`Flow::new`].
+    pub fn udp(src: IpAddr, dst: IpAddr, sport: u16, dport: u16) -> Result<Flow> {
+        Flow::new(src, dst, proto::UDP, sport, dport)
+    }
+
+    /// The flow key of a parsed packet (ports, flags and ICMP fields where present; a later
+    /// fragment has no transport fields).
+    pub fn from_packet(p: &crate::packet::IpPacket) -> Flow {
+        Flow {
+            src: p.src(),
+            dst: p.dst(),
+            proto: p.protocol(),
+            sport: p.sport().unwrap_or(0),
+            dport: p.dport().unwrap_or(0),
+            tcp_flags: p.tcp_flags().unwrap_or(0),
+            icmp_type: p.icmp_type().unwrap_or(0),
+            icmp_code: p.icmp_code().unwrap_or(0),
+            icmp_id: p.icmp_ident().unwrap_or(0),
+            fragment_offset: p.frag_offset(),
+            more_fragments: p.more_fragments(),
+            length: u16::try_from(p.len()).unwrap_or(u16::MAX),
+            ttl: p.ttl(),
+        }
+    }
+
+    /// Family of the flow.
+    pub fn family(&self) -> Family {
+        Family::of(&self.src)
+    }
+
+    /// Whether the protocol carries ports the port matches read.
+    pub fn has_ports(&self) -> bool {
+        matches!(self.proto, proto::TCP | proto::UDP | proto::SCTP | proto::UDPLITE | proto::DCCP)
+    }
+
+    /// Whether the protocol is ICMP of the flow's family.
+    pub fn is_icmp(&self) -> bool {
+        (self.proto == proto::ICMP && self.family() == Family::V4)
+            || (self.proto == proto::ICMPV6 && self.family() == Family::V6)
+    }
+
+    /// Whether this is an ICMP query conntrack can track (echo, timestamp, info, address mask).
+    pub fn is_icmp_query(&self) -> bool {
+        self.is_icmp() && icmp_query_reply(self.family(), self.icmp_type).is_some()
+    }
+
+    /// Whether this is an ICMP error (which conntrack relates to the connection it quotes).
+    pub fn is_icmp_error(&self) -> bool {
+        if !self.is_icmp() {
+            return false;
+        }
+        match self.family() {
+            Family::V4 => matches!(self.icmp_type, 3 | 4 | 5 | 11 | 12),
+            Family::V6 => self.icmp_type < 128,
+        }
+    }
+
+    /// A later fragment (offset ≠ 0): transport matches never match it.
+    pub fn is_later_fragment(&self) -> bool {
+        self.fragment_offset != 0
+    }
+
+    /// The conntrack tuple of this packet in its own direction.
+    pub fn tuple(&self) -> Tuple {
+        let (sport, dport) = if self.is_icmp() { (self.icmp_id, self.icmp_id) } else { (self.sport, self.dport) };
+        Tuple { proto: self.proto, src: self.src, sport, dst: self.dst, dport }
+    }
+
+    /// Rewrites addresses and ports (ICMP: the id) to those of a tuple, as NAT does.
+    pub fn set_tuple(&mut self, t: &Tuple) {
+        self.src = t.src;
+        self.dst = t.dst;
+        if self.is_icmp() {
+            self.icmp_id = t.sport;
+        } else if self.has_ports() {
+            self.sport = t.sport;
+            self.dport = t.dport;
+        }
+    }
+}
+
+/// The reply type of an ICMP query type, if it is a query conntrack tracks.
+pub fn icmp_query_reply(family: Family, kind: u8) -> Option<u8> {
+    match family {
+        Family::V4 => match kind {
+            8 => Some(0),
+            0 => Some(8),
+            13 => Some(14),
+            14 => Some(13),
+            15 => Some(16),
+            16 => Some(15),
+            17 => Some(18),
+            18 => Some(17),
+            _ => None,
+        },
+        Family::V6 => match kind {
+            128 => Some(129),
+            129 => Some(128),
+            _ => None,
+        },
+    }
+}
+
+/// A conntrack tuple: protocol, source and destination address and port (ICMP: id in both).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Tuple {
+    /// IP protocol.
+    pub proto: u8,
+    /// Source address.
+    pub src: IpAddr,
+    /// Source port (ICMP id).
+    pub sport: u16,
+    /// Destination address.
+    pub dst: IpAddr,
+    /// Destination port (ICMP id).
+    pub dport: u16,
+}
+
+impl Tuple {
+    /// The same connection seen from the other side.
+    pub fn invert(&self) -> Tuple {
+        Tuple { proto: self.proto, src: self.dst, sport: self.dport, dst: self.src, dport: self.sport }
+    }
+}
+
+/// `ip:port` with brackets for IPv6.
+pub fn endpoint(addr: IpAddr, port: u16) -> String {
+    match addr {
+        IpAddr::V4(a) => format!("{a}:{port}"),
+        IpAddr::V6(a) => format!("[{a}]:{port}"),
+    }
+}
+
+impl fmt::Display for Tuple {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {} -> {}", proto_name(self.proto), endpoint(self.src, self.sport), endpoint(self.dst, self.dport))
+    }
+}
+
+/// Lower-case protocol name as iptables prints it, or the number.
+pub fn proto_name(p: u8) -> String {
+    match p {
+        0 => "all".into(),
+        proto::ICMP => "icmp".into(),
+        proto::TCP => "tcp".into(),
+        proto::UDP => "udp".into(),
+        proto::ICMPV6 => "ipv6-icmp".into(),
+        proto::SCTP => "sctp".into(),
+        proto::UDPLITE => "udplite".into(),
+        proto::DCCP => "dccp".into(),
+        n => n.to_string(),
+    }
+}
+
+impl fmt::Display for Flow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.has_ports() {
+            write!(
+                f,
+                "{} {} -> {}",
+                proto_name(self.proto),
+                endpoint(self.src, self.sport),
+                endpoint(self.dst, self.dport)
+            )
+        } else if self.is_icmp() {
+            write!(
+                f,
+                "{} {} -> {} type {} code {}",
+                proto_name(self.proto),
+                self.src,
+                self.dst,
+                self.icmp_type,
+                self.icmp_code
+            )
+        } else {
+            write!(f, "{} {} -> {}", proto_name(self.proto), self.src, self.dst)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn tuple_inverts() {
+        let f = Flow::tcp(ip("10.0.0.1"), ip("10.96.0.1"), 1234, 80).unwrap();
+        let t = f.tuple();
+        assert_eq!(t.invert().invert(), t);
+        assert_eq!(t.invert().src, ip("10.96.0.1"));
+        assert_eq!(t.to_string(), "tcp 10.0.0.1:1234 -> 10.96.0.1:80");
+    }
+
+    #[test]
+    fn from_packet_reads_the_headers() {
+        use crate::packet::{build, IpPacket, Link};
+        let bytes = build::tcp(ip("10.0.0.1"), ip("10.96.0.10"), 1234, 80).flags(0x12).to_bytes().unwrap();
+        let f = Flow::from_packet(&IpPacket::parse(bytes, Link::Ip).unwrap());
+        assert_eq!((f.src, f.dst, f.sport, f.dport, f.tcp_flags), (ip("10.0.0.1"), ip("10.96.0.10"), 1234, 80, 0x12));
+        assert_eq!(f.proto, proto::TCP);
+    }
+
+    #[test]
+    fn mixed_families_are_refused() {
+        assert!(Flow::tcp(ip("10.0.0.1"), ip("::1"), 1, 2).is_err());
+    }
+
+    #[test]
+    fn icmp_uses_id_as_ports() {
+        let f = Flow::new(ip("10.0.0.1"), ip("10.0.0.2"), proto::ICMP, 77, 0).unwrap();
+        assert_eq!(f.tuple().sport, 77);
+        assert_eq!(f.tuple().dport, 77);
+        assert!(f.is_icmp_query());
+        assert!(!f.has_ports());
+    }
+}
