@@ -64,7 +64,9 @@ def from_services(services: Iterable[Service]) -> list[tuple[str, str]]:
     return out
 
 
-def service_env(objects: Any, namespace: str = "default", *, enable_service_links: bool = True) -> list[tuple[str, str]]:
+def service_env(
+    objects: Any, namespace: str = "default", *, enable_service_links: bool = True
+) -> list[tuple[str, str]]:
     """The variables kubelet injects into a pod of ``namespace`` (``getServiceEnvVarMap``).
 
     Services of the namespace (when ``enable_service_links``) plus the master services of

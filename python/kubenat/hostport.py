@@ -70,7 +70,9 @@ def mappings(cluster: Cluster, node_name: str | None = None) -> list[PortMapping
             )
         for _container, port in pod.host_ports:
             out.append(
-                PortMapping(pod, port.host_port, port.container_port, port.protocol.lower(), port.host_ip, pod.pod_ip)
+                PortMapping(
+                    pod, port.host_port, port.container_port, port.protocol.lower(), port.host_ip, pod.pod_ip
+                )
             )
     return out
 
@@ -132,10 +134,15 @@ def cni_rules(
     lines.append(f"-A PREROUTING -m addrtype --dst-type LOCAL -j {DNAT_CHAIN}")
     lines.append(f"-A OUTPUT -m addrtype --dst-type LOCAL -j {DNAT_CHAIN}")
     if snat:
-        lines.append(f'-A POSTROUTING -m comment --comment "CNI portfwd requiring masquerade" -j {MASQ_CHAIN}')
+        lines.append(
+            f'-A POSTROUTING -m comment --comment "CNI portfwd requiring masquerade" -j {MASQ_CHAIN}'
+        )
     lines += top
     if snat:
-        lines.append(f'-A {SETMARK_CHAIN} -m comment --comment "CNI portfwd masquerade mark" -j MARK --set-xmark {mark}')
+        lines.append(
+            f'-A {SETMARK_CHAIN} -m comment --comment "CNI portfwd masquerade mark" '
+            f"-j MARK --set-xmark {mark}"
+        )
         lines.append(f"-A {MASQ_CHAIN} -m mark --mark {mark} -j MASQUERADE")
     lines += per_pod
     lines.append("COMMIT")
@@ -151,7 +158,9 @@ def docker_rules(maps: list[PortMapping], *, bridge: str = "docker0", bridge_cid
         proto = ["-p", m.protocol, "-m", m.protocol, "--dport"]
         dest = _hostport_dest(m)
         nat_post.append(
-            " ".join(["-A POSTROUTING -s", _addr(m.pod_ip), "-d", _addr(m.pod_ip), *proto, str(m.container_port)])
+            " ".join(
+                ["-A POSTROUTING -s", _addr(m.pod_ip), "-d", _addr(m.pod_ip), *proto, str(m.container_port)]
+            )
             + " -j MASQUERADE"
         )
         nat_docker.append(
@@ -159,7 +168,19 @@ def docker_rules(maps: list[PortMapping], *, bridge: str = "docker0", bridge_cid
             + f" -j DNAT --to-destination {m.pod_ip}:{m.container_port}"
         )
         filt_docker.append(
-            " ".join(["-A DOCKER -d", _addr(m.pod_ip), "!", "-i", bridge, "-o", bridge, *proto, str(m.container_port)])
+            " ".join(
+                [
+                    "-A DOCKER -d",
+                    _addr(m.pod_ip),
+                    "!",
+                    "-i",
+                    bridge,
+                    "-o",
+                    bridge,
+                    *proto,
+                    str(m.container_port),
+                ]
+            )
             + " -j ACCEPT"
         )
     lines = ["*filter"]
@@ -205,9 +226,13 @@ def build_text(
     defaults to the node's podCIDR (Docker's ``--bip`` under flannel) when a Node is given.
     """
     if style not in STYLES:
-        raise InvalidArgument(f"style: {style!r} is not one of {', '.join(STYLES)}", what="style", reason="unknown")
+        raise InvalidArgument(
+            f"style: {style!r} is not one of {', '.join(STYLES)}", what="style", reason="unknown"
+        )
     if not 0 <= mark_bit <= 31:
-        raise InvalidArgument(f"mark_bit: {mark_bit} is not between 0 and 31", what="mark_bit", reason="range")
+        raise InvalidArgument(
+            f"mark_bit: {mark_bit} is not between 0 and 31", what="mark_bit", reason="range"
+        )
     cluster = objects if isinstance(objects, Cluster) else load(objects)
     maps = mappings(cluster, node_name)
     if style == "cni":

@@ -62,9 +62,13 @@ def _parse_range(text: str) -> tuple[int, int]:
     try:
         lo, hi = int(low), int(high if sep else low)
     except ValueError:
-        raise InvalidArgument(f"port range: {text!r} is not LOW-HIGH", what="port_range", reason="syntax") from None
+        raise InvalidArgument(
+            f"port range: {text!r} is not LOW-HIGH", what="port_range", reason="syntax"
+        ) from None
     if not 1 <= lo <= hi <= 65535:
-        raise InvalidArgument(f"port range: {text!r} is not within 1-65535", what="port_range", reason="range")
+        raise InvalidArgument(
+            f"port range: {text!r} is not within 1-65535", what="port_range", reason="range"
+        )
     return lo, hi
 
 
@@ -92,13 +96,17 @@ def portals(
             if chosen is None:
                 if len(used) >= hi - lo + 1:
                     raise InvalidArgument(
-                        f"port range {lo}-{hi} has no free proxy port left", what="proxy_ports", reason="exhausted"
+                        f"port range {lo}-{hi} has no free proxy port left",
+                        what="proxy_ports",
+                        reason="exhausted",
                     )
                 chosen = rng.randint(lo, hi)
                 while chosen in used:
                     chosen = rng.randint(lo, hi)
             if not 1 <= chosen <= 65535:
-                raise InvalidArgument(f"proxy port for {name}: {chosen} is not a port", what="proxy_ports", reason="range")
+                raise InvalidArgument(
+                    f"proxy port for {name}: {chosen} is not a port", what="proxy_ports", reason="range"
+                )
             used.add(chosen)
             out.append(Portal(service, port, name, chosen))
     unknown = set(given) - {
@@ -108,7 +116,9 @@ def portals(
     }
     if unknown:
         raise InvalidArgument(
-            f"proxy ports given for unknown services: {', '.join(sorted(unknown))}", what="proxy_ports", reason="unknown"
+            f"proxy ports given for unknown services: {', '.join(sorted(unknown))}",
+            what="proxy_ports",
+            reason="unknown",
         )
     return out
 
@@ -148,11 +158,13 @@ def hook_rules() -> dict[str, list[str]]:
     return {
         "PREROUTING": [
             f'-A PREROUTING -m comment --comment "{PORTAL_COMMENT}" -j {PORTALS_CONTAINER}',
-            f'-A PREROUTING -m addrtype --dst-type LOCAL -m comment --comment "{NODEPORT_COMMENT}" -j {NODEPORT_CONTAINER}',
+            f'-A PREROUTING -m addrtype --dst-type LOCAL -m comment --comment "{NODEPORT_COMMENT}" '
+            f"-j {NODEPORT_CONTAINER}",
         ],
         "OUTPUT": [
             f'-A OUTPUT -m comment --comment "{PORTAL_COMMENT}" -j {PORTALS_HOST}',
-            f'-A OUTPUT -m addrtype --dst-type LOCAL -m comment --comment "{NODEPORT_COMMENT}" -j {NODEPORT_HOST}',
+            f'-A OUTPUT -m addrtype --dst-type LOCAL -m comment --comment "{NODEPORT_COMMENT}" '
+            f"-j {NODEPORT_HOST}",
         ],
     }
 

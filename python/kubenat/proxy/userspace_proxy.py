@@ -81,7 +81,11 @@ class UserspaceProxy:
             self.portals[portal.proxy_port] = portal
             endpoints: list[tuple[str, int]] = []
             for slc in cluster.slices_for(portal.service):
-                ports = [p.port for p in slc.ports if p.name == portal.port.name and p.protocol == portal.port.protocol]
+                ports = [
+                    p.port
+                    for p in slc.ports
+                    if p.name == portal.port.name and p.protocol == portal.port.protocol
+                ]
                 for port in ports:
                     for ep in slc.endpoints:
                         if ep.conditions.is_ready and port is not None:
@@ -103,11 +107,15 @@ class UserspaceProxy:
         """Accept a connection on ``proxy_port`` from ``client_ip`` at time ``now`` (seconds)."""
         portal = self.portals.get(proxy_port)
         if portal is None:
-            raise InvalidArgument(f"nothing listens on proxy port {proxy_port}", what="proxy_port", reason="unknown")
+            raise InvalidArgument(
+                f"nothing listens on proxy port {proxy_port}", what="proxy_port", reason="unknown"
+            )
         balancer = self._balancers[proxy_port]
         if not balancer.endpoints:
             raise InvalidArgument(
-                f"{portal.name} has no endpoints: the proxy closes the connection", what="endpoints", reason="none"
+                f"{portal.name} has no endpoints: the proxy closes the connection",
+                what="endpoints",
+                reason="none",
             )
         (ip, port), sticky = balancer.pick(client_ip, now)
         return ProxiedConnection(portal.name, proxy_port, ip, port, self.node_ip, client_ip, sticky)
