@@ -17,8 +17,7 @@ def main() -> None:
 from kubenat.cli import demo as _demo  # noqa: E402
 from kubenat.cli import env as _env  # noqa: E402
 from kubenat.cli import rules as _rules  # noqa: E402
+from kubenat.cli import verify as _verify  # noqa: E402
 
 __all__ = ["main"]
-_ = _demo
-_ = _env
-_ = _rules
+_ = (_demo, _verify, _env, _rules)
