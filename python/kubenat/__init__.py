@@ -6,8 +6,8 @@ computed offline with a Rust core.
 
 from __future__ import annotations
 
-from kubenat import _core
-from kubenat._core import Packet
+from kubenat import _core, flannel
+from kubenat._core import Packet, Rule, Ruleset  # parser
 from kubenat.errors import (
     ConfigError,
     DecapError,
@@ -21,6 +21,7 @@ from kubenat.errors import (
     PacketError,
     ParseError,
 )
+from kubenat.flannel import Overlay
 
 __version__: str = _core.__version__
 
@@ -37,10 +38,14 @@ __all__ = [
     "KubenatError",
     "LimitError",
     "ManifestError",
+    "Overlay",
     "Packet",
     "PacketError",
     "ParseError",
+    "Rule",  # parser
+    "Ruleset",  # parser
     "__version__",
+    "flannel",
     "k8s",
     "proxy",
 ]

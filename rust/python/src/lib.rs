@@ -6,12 +6,17 @@
 use pyo3::prelude::*;
 
 mod errors;
+mod flannel;
 mod packet;
+// --- parser ---
+mod ruleset;
 
 #[pymodule(gil_used = false)]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     errors::register(m)?;
     packet::register(m)?;
+    flannel::register(m)?;
+    ruleset::register(m)?; // parser
     Ok(())
 }
