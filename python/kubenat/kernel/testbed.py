@@ -50,6 +50,19 @@ table inet kn_observe {
     }
 }
 """
+NFLOG_GROUP = 7
+_RESPONSES = """
+table inet kn_responses {
+    chain out {
+        type filter hook output priority -400; policy accept;
+        icmp type destination-unreachable log group 7;
+        icmpv6 type destination-unreachable log group 7;
+        tcp flags & rst == rst log group 7;
+    }
+}
+"""
+"""Every ICMP error and RST the node sends is copied to nfnetlink_log before the node's own
+OUTPUT rules can drop it: a REJECT is seen even when the rules then drop its answer."""
 _QUIET = """
 table inet kn_quiet {
     chain pre {
@@ -299,6 +312,7 @@ class Testbed:
             routes.append(f"route add {prefix} via {gateway} dev {via.node_if}")
         _netns.run(["ip", "-n", node, "-batch", "-"], input="\n".join(routes).encode())
         _netns.run(["nft", "-f", "-"], netns=node, input=_OBSERVE.encode())
+        _netns.run(["nft", "-f", "-"], netns=node, input=_RESPONSES.encode())
         client = self.link("client")
         self._injector = Injector(
             client.netns,
@@ -311,6 +325,7 @@ class Testbed:
         for lnk in self.links:
             self._capture.add_link(lnk.role, lnk.netns, lnk.peer_if)
         self._capture.add_local(node, ipv6=True)
+        self._capture.add_nflog(node, NFLOG_GROUP)
 
     @staticmethod
     def _mac(netns: str, iface: str) -> str:
@@ -334,9 +349,8 @@ class Testbed:
         Only the tables present in the text are replaced."""
         text = ruleset.save() if hasattr(ruleset, "save") else str(ruleset)
         if family is None:
-            family = int(getattr(ruleset, "family", 4) or 4) if not isinstance(ruleset, str) else 4
-            if str(getattr(ruleset, "family", "")).lower() in ("ipv6", "inet6", "6", "family.ipv6"):
-                family = 6
+            declared = "" if isinstance(ruleset, str) else str(getattr(ruleset, "family", "")).lower()
+            family = 6 if declared in ("ipv6", "inet6", "6") else 4
         for name in sorted(set(re.findall(r"--nfacct-name\s+(\S+)", text))):
             done = _netns.run(["nfacct", "add", name.strip("\"'")], netns=self.node, check=False)
             if done.returncode != 0 and b"exist" not in done.stderr.lower():
