@@ -64,9 +64,9 @@ def build_text(
     cluster = objects if isinstance(objects, Cluster) else load(objects)
     cfg = make_config(config, **options)
     if mode == "userspace":
-        from kubenat.proxy import userspace
+        from kubenat.proxy.userspace import build_text as userspace_text
 
-        return userspace.build_text(cluster, cfg, proxy_ports=proxy_ports or {}, seed=seed)
+        return userspace_text(cluster, cfg, proxy_ports=proxy_ports or {}, seed=seed)
     from kubenat.proxy import full, iptables
 
     tables = iptables.restore_tables(cluster, cfg, previous_chains)
