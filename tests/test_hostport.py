@@ -7,6 +7,8 @@ import re
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import strategies as st
 
 import kubenat
 from kubenat import examples, hostport
@@ -105,3 +107,43 @@ def test_cli_hostports() -> None:
     )
     assert result.exit_code == 0, result.output
     assert "CNI-HOSTPORT-DNAT" in result.output
+
+
+_port = st.integers(1, 65535)
+
+
+@given(
+    st.lists(
+        st.tuples(_port, _port, st.sampled_from(["TCP", "UDP", "SCTP"])),
+        min_size=1,
+        max_size=20,
+        unique_by=lambda t: (t[1], t[2]),
+    ),
+    st.sampled_from(["cni", "docker"]),
+    st.text(alphabet="abcdef0123456789", min_size=1, max_size=64),
+)
+def test_random_pods_give_parsable_rules(ports: list[tuple[int, int, str]], style: str, cid: str) -> None:
+    pod = {
+        "kind": "Pod",
+        "metadata": {"name": "p", "namespace": "ns"},
+        "spec": {
+            "containers": [
+                {
+                    "name": "c",
+                    "ports": [{"containerPort": c, "hostPort": h, "protocol": p} for c, h, p in ports],
+                }
+            ]
+        },
+        "status": {"podIP": "10.244.0.9"},
+    }
+    text = hostport.build_text([pod], style, container_ids={"ns/p": cid})
+    dnats = re.findall(r"-j DNAT --to-destination 10\.244\.0\.9:(\d+)", text)
+    assert sorted(int(d) for d in dnats) == sorted(c for c, _, _ in ports)
+    if style == "cni":
+        chains = set(re.findall(r"CNI-DN-[0-9a-f]+", text))
+        assert chains == {hostport.dn_chain("cbr0", cid)}
+        listed = ",".join(re.findall(r"--dports (\S+)", text)).split(",")
+        assert sorted(int(p) for p in listed) == sorted(h for _, h, _ in ports)
+    if hasattr(kubenat, "Ruleset"):
+        ruleset = kubenat.Ruleset.parse(text)
+        assert "nat" in ruleset.tables

@@ -181,3 +181,12 @@ def test_cli_bad_proxy_port() -> None:
         main, ["rules", "--example", "walkthrough", "--mode", "userspace", "--proxy-port", "x"]
     )
     assert result.exit_code == 2 and "is not SERVICE=PORT" in result.output
+
+
+def test_outputs_parse() -> None:
+    if not hasattr(kubenat, "Ruleset"):
+        return
+    ruleset = kubenat.Ruleset.parse(userspace_text())
+    assert ruleset.rules("nat", "KUBE-PORTALS-CONTAINER")[0].text.startswith(
+        "-A KUBE-PORTALS-CONTAINER -d 192.168.235.209/32"
+    )

@@ -118,3 +118,77 @@ def test_ipv6_rules_load(bed: Testbed) -> None:
 def test_hostport_rules_load(bed: Testbed, style: str) -> None:
     text = hostport.build_text(examples.walkthrough(), style, node_name=examples.WALKTHROUGH_NODE)
     _load_and_check(bed, text)
+
+
+def test_every_service_shape_loads(bed: Testbed) -> None:
+    """TCP/UDP/SCTP, affinity, source ranges, external IPs, Local policies, no endpoints, in one ruleset."""
+    objects = []
+    shapes = [
+        ("tcp-affinity", {"type": "ClusterIP", "sessionAffinity": "ClientIP"}, "TCP"),
+        ("udp-np", {"type": "NodePort", "externalTrafficPolicy": "Local"}, "UDP"),
+        ("sctp-lb", {"type": "LoadBalancer", "loadBalancerSourceRanges": ["10.0.0.0/8"]}, "SCTP"),
+        (
+            "ext",
+            {"type": "ClusterIP", "externalIPs": ["198.51.100.7"], "internalTrafficPolicy": "Local"},
+            "TCP",
+        ),
+        (
+            "empty",
+            {"type": "LoadBalancer", "externalTrafficPolicy": "Local", "healthCheckNodePort": 32000},
+            "TCP",
+        ),
+    ]
+    for i, (name, spec, proto) in enumerate(shapes):
+        port = {"name": "p", "port": 80, "protocol": proto}
+        if spec["type"] != "ClusterIP":
+            port["nodePort"] = 30100 + i
+        svc = {
+            "kind": "Service",
+            "metadata": {"name": name, "namespace": "ns"},
+            "spec": {"clusterIP": f"10.96.1.{i + 1}", "ports": [port], **spec},
+        }
+        if spec["type"] == "LoadBalancer":
+            svc["status"] = {"loadBalancer": {"ingress": [{"ip": f"203.0.113.{i + 1}"}]}}
+        objects.append(svc)
+        if name != "empty":
+            objects.append(
+                {
+                    "kind": "EndpointSlice",
+                    "metadata": {
+                        "name": name,
+                        "namespace": "ns",
+                        "labels": {"kubernetes.io/service-name": name},
+                    },
+                    "addressType": "IPv4",
+                    "endpoints": [
+                        {"addresses": ["10.244.1.5"], "nodeName": "n1"},
+                        {
+                            "addresses": ["10.244.2.5"],
+                            "nodeName": "n2",
+                            "conditions": {"ready": False, "serving": True, "terminating": True},
+                        },
+                        {"addresses": ["10.244.3.5"], "nodeName": "n3"},
+                    ],
+                    "ports": [{"name": "p", "port": 8080, "protocol": proto}],
+                }
+            )
+    for version in ("1.28", "current"):
+        text = proxy.build_text(
+            objects,
+            node_name="n1",
+            node_ips=("192.168.0.2",),
+            cluster_cidrs=("10.244.0.0/16",),
+            version=version,
+        )
+        for word in (
+            "-p sctp",
+            "-p udp",
+            "--rcheck",
+            "KUBE-FW-",
+            "KUBE-SVL-",
+            "health check node port",
+            "REJECT",
+            "DROP",
+        ):
+            assert word in text
+        _load_and_check(bed, text)

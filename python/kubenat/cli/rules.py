@@ -53,6 +53,20 @@ def load_manifests(manifests: tuple[str, ...], example: str | None) -> Cluster:
     type=click.Choice(["ClusterCIDR", "NodeCIDR", "BridgeInterface", "InterfaceNamePrefix", "None"]),
 )
 @click.option("--masquerade-all", is_flag=True, default=None, help="SNAT all traffic to cluster IPs.")
+@click.option("--masquerade-bit", type=click.IntRange(0, 31), help="Mark bit for masquerading (default 14).")
+@click.option(
+    "--nodeport-addresses",
+    "nodeport_addresses",
+    multiple=True,
+    metavar="CIDR",
+    help="NodePorts only on these IPs.",
+)
+@click.option(
+    "--localhost-nodeports/--no-localhost-nodeports",
+    default=None,
+    help="NodePorts on 127.0.0.1 (IPv4, default on).",
+)
+@click.option("--bind-address", help="Userspace mode: the proxy's listen IP (0.0.0.0 uses REDIRECT).")
 @click.option("--ipv6", is_flag=True, help="Build ip6tables rules (IPv6 proxier).")
 @click.option("--kube-proxy-version", "version", help="Rule text of this kube-proxy (1.28, 1.31, current).")
 @click.option("--restore-payload", is_flag=True, help="Only what kube-proxy hands to iptables-restore.")
@@ -72,6 +86,10 @@ def rules(
     cluster_cidrs: tuple[str, ...],
     detect_local_mode: str | None,
     masquerade_all: bool | None,
+    masquerade_bit: int | None,
+    nodeport_addresses: tuple[str, ...],
+    localhost_nodeports: bool | None,
+    bind_address: str | None,
     ipv6: bool,
     version: str | None,
     restore_payload: bool,
@@ -96,6 +114,10 @@ def rules(
                 "cluster_cidrs": cluster_cidrs or None,
                 "detect_local_mode": detect_local_mode,
                 "masquerade_all": masquerade_all,
+                "masquerade_bit": masquerade_bit,
+                "node_port_addresses": nodeport_addresses or None,
+                "localhost_node_ports": localhost_nodeports,
+                "bind_address": bind_address,
                 "ip_family": "IPv6" if ipv6 else None,
                 "version": version,
             }

@@ -169,7 +169,8 @@ class ProxyConfig:
 
         def typed(where: str, value: Any, kind: type) -> Any:
             if (kind is int and isinstance(value, bool)) or not isinstance(value, kind):
-                raise _config_error(source, where, f"{value!r} is not a {kind.__name__}")
+                noun = {int: "an integer", bool: "a boolean", str: "a string"}.get(kind, kind.__name__)
+                raise _config_error(source, where, f"{value!r} is not {noun}")
             return value
 
         if data.get("hostnameOverride"):
