@@ -158,3 +158,20 @@ def test_cli_walkthrough_uses_its_proxy_config() -> None:
     assert result.exit_code == 0, result.output
     assert "! -s 192.168.0.0/16 -j KUBE-MARK-MASQ" in result.output
     assert examples.names() == ["walkthrough-proxy.yaml", "walkthrough.yaml"]
+
+
+@pytest.mark.parametrize(
+    ("addresses", "match_all", "localhost"),
+    [
+        ((), True, True),
+        (("2001:db8::/64",), True, True),  # nothing of this family: everything
+        (("0.0.0.0/0", "192.168.0.0/24"), True, True),
+        (("192.168.0.0/24",), False, False),
+        (("127.0.0.0/8",), False, True),
+        (("127.1.0.0/16",), False, True),
+    ],
+)
+def test_node_port_addresses(addresses: tuple[str, ...], match_all: bool, localhost: bool) -> None:
+    cfg = ProxyConfig(node_ips=("192.168.0.2",), node_port_addresses=addresses)
+    assert (cfg.family_node_port_cidrs() is None) == match_all
+    assert cfg.effective_localhost_node_ports == localhost

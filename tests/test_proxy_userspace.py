@@ -190,3 +190,17 @@ def test_outputs_parse() -> None:
     assert ruleset.rules("nat", "KUBE-PORTALS-CONTAINER")[0].text.startswith(
         "-A KUBE-PORTALS-CONTAINER -d 192.168.235.209/32"
     )
+
+
+def test_route_follows_portals_to_pods() -> None:
+    proxy = UserspaceProxy(WALK, NODE_IP, proxy_ports=PORTS)
+    conn = proxy.route("192.168.20.3", "192.168.235.209", 80)
+    assert (
+        conn is not None
+        and conn.proxy_port == 43321
+        and conn.endpoint in ("192.168.20.2:80", "192.168.55.5:80")
+    )
+    node_port = proxy.route("203.0.113.9", NODE_IP, 31150)
+    assert node_port is not None and node_port.proxy_port == 50563
+    assert proxy.route("192.168.20.3", "192.168.235.209", 81) is None
+    assert proxy.route("192.168.20.3", "192.168.235.209", 80, "UDP") is None

@@ -70,6 +70,13 @@ def load_manifests(manifests: tuple[str, ...], example: str | None) -> Cluster:
 @click.option("--ipv6", is_flag=True, help="Build ip6tables rules (IPv6 proxier).")
 @click.option("--kube-proxy-version", "version", help="Rule text of this kube-proxy (1.28, 1.31, current).")
 @click.option("--restore-payload", is_flag=True, help="Only what kube-proxy hands to iptables-restore.")
+@click.option(
+    "--order",
+    type=click.Choice(["canonical", "write"]),
+    default="canonical",
+    show_default=True,
+    help="Restore payload order: kube-proxy's test order, or the order it writes.",
+)
 @click.option("--listing", is_flag=True, help="Print as 'iptables -t TABLE -L' would.")
 @click.option("--proxy-port", "proxy_ports", multiple=True, metavar="SVC=PORT", help="Userspace proxy port.")
 @click.option(
@@ -93,6 +100,7 @@ def rules(
     ipv6: bool,
     version: str | None,
     restore_payload: bool,
+    order: str,
     listing: bool,
     proxy_ports: tuple[str, ...],
     seed: int,
@@ -131,6 +139,7 @@ def rules(
                 mode,
                 config_file,
                 restore_payload=restore_payload,
+                order=order,
                 proxy_ports=ports,
                 seed=seed,
                 **options,

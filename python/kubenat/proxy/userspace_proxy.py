@@ -103,6 +103,32 @@ class UserspaceProxy:
                 return port
         raise InvalidArgument(f"no proxied service {service!r}", what="service", reason="unknown")
 
+    def portal_for(
+        self, dest_ip: str, dest_port: int, protocol: str = "TCP", *, local_ips: tuple[str, ...] = ()
+    ) -> Portal | None:
+        """The portal a packet to ``dest_ip:dest_port`` hits, as the KUBE-PORTALS-* rules (any
+        of the service's IPs) or the KUBE-NODEPORT-* rules (a NodePort on one of ``local_ips``,
+        the node IP by default) select it; None when no portal rule matches."""
+        proto = protocol.upper()
+        for portal in self.portals.values():
+            if portal.port.protocol != proto:
+                continue
+            if dest_port == portal.port.port and dest_ip in portal.destinations:
+                return portal
+        for portal in self.portals.values():
+            local = local_ips or (self.node_ip, "127.0.0.1")
+            if portal.port.protocol == proto and portal.port.node_port == dest_port and dest_ip in local:
+                return portal
+        return None
+
+    def route(
+        self, client_ip: str, dest_ip: str, dest_port: int, protocol: str = "TCP", *, now: float = 0.0
+    ) -> ProxiedConnection | None:
+        """Follow a connection from ``client_ip`` to a service address through the portal rules
+        and the proxy process to the pod it reaches (None when no portal matches)."""
+        portal = self.portal_for(dest_ip, dest_port, protocol)
+        return None if portal is None else self.connect(portal.proxy_port, client_ip, now=now)
+
     def connect(self, proxy_port: int, client_ip: str, *, now: float = 0.0) -> ProxiedConnection:
         """Accept a connection on ``proxy_port`` from ``client_ip`` at time ``now`` (seconds)."""
         portal = self.portals.get(proxy_port)
