@@ -14,6 +14,7 @@ def main() -> None:
 
 
 # Subcommands register themselves on `main` when imported (one line per command module).
+from kubenat.cli import bench as _bench  # noqa: E402  # speed
 from kubenat.cli import demo as _demo  # noqa: E402
 from kubenat.cli import env as _env  # noqa: E402
 from kubenat.cli import flannel as _flannel  # noqa: E402
@@ -21,4 +22,4 @@ from kubenat.cli import rules as _rules  # noqa: E402
 from kubenat.cli import verify as _verify  # noqa: E402
 
 __all__ = ["main"]
-_ = (_demo, _env, _flannel, _rules, _verify)
+_ = (_bench, _demo, _env, _flannel, _rules, _verify)

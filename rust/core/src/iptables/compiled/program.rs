@@ -236,6 +236,8 @@ pub struct CRule {
     pub accel: Accel,
     /// Line in the dump (errors name it).
     pub line: u32,
+    /// Index of the rule in dump order (what results report).
+    pub id: u32,
 }
 
 /// A chain.
@@ -294,6 +296,37 @@ fn tcp_table() -> [bool; 256] {
         }
     }
     t
+}
+
+/// Global chain indexes in the order a depth-first walk from the built-in chains first reaches
+/// them (jump targets in rule order), then the unreachable ones.
+fn layout_order(ruleset: &Ruleset, targets: &[Vec<Vec<Option<usize>>>]) -> Vec<usize> {
+    let mut order = Vec::new();
+    let mut base = 0;
+    for (ti, table) in ruleset.tables.iter().enumerate() {
+        let n = table.chains.len();
+        let mut seen = vec![false; n];
+        let roots: Vec<usize> = (0..n).filter(|&c| table.chains[c].policy.is_some()).chain(0..n).collect();
+        for root in roots {
+            if seen[root] {
+                continue;
+            }
+            seen[root] = true;
+            let mut stack = vec![root];
+            while let Some(c) = stack.pop() {
+                order.push(base + c);
+                // Push in reverse so the first jump is laid out first.
+                for t in targets[ti][c].iter().rev().flatten() {
+                    if !seen[*t] {
+                        seen[*t] = true;
+                        stack.push(*t);
+                    }
+                }
+            }
+        }
+        base += n;
+    }
+    order
 }
 
 fn v4(a: &IpAddr) -> Result<u32, String> {
@@ -364,6 +397,11 @@ impl Program {
             return Err("too many rules".into());
         }
         p.rules.reserve(total);
+        // Chains first (indexes in table, chain order: jump targets refer to these), then their
+        // rules laid out in the order a walk first reaches the chains, so that a service's
+        // KUBE-SVC and KUBE-SEP chains sit next to each other in memory.
+        let mut flat_first = Vec::new();
+        let mut flat = 0u32;
         for (ti, table) in ruleset.tables.iter().enumerate() {
             let t8 = u8::try_from(ti).map_err(|_| "too many tables")?;
             p.slots[table_slot(table.name)] = Some(t8);
@@ -377,17 +415,38 @@ impl Program {
                     }
                 }
                 #[allow(clippy::cast_possible_truncation)]
-                let first = p.rules.len() as u32;
-                for (ri, rule) in chain.rules.iter().enumerate() {
-                    let to = targets[ti][ci][ri].map(|c| base + u32::try_from(c).unwrap_or(u32::MAX));
-                    let compiled = p.compile_rule(rule, to)?;
-                    p.rules.push(compiled);
-                }
-                #[allow(clippy::cast_possible_truncation)]
                 let len = chain.rules.len() as u32;
-                p.chains.push(CChain { first, len, table: t8, index: ci32 });
+                p.chains.push(CChain { first: 0, len, table: t8, index: ci32 });
+                flat_first.push(flat);
+                flat += len;
             }
             p.tables.push(CTable { name: table.name, hooks });
+        }
+        let bases: Vec<usize> = {
+            let mut b = Vec::with_capacity(ruleset.tables.len());
+            let mut n = 0;
+            for t in &ruleset.tables {
+                b.push(n);
+                n += t.chains.len();
+            }
+            b
+        };
+        for ci in layout_order(ruleset, &targets) {
+            let c = &p.chains[ci];
+            let (ti, cidx) = (usize::from(c.table), c.index as usize);
+            #[allow(clippy::cast_possible_truncation)]
+            let first = p.rules.len() as u32;
+            p.chains[ci].first = first;
+            for (ri, rule) in ruleset.tables[ti].chains[cidx].rules.iter().enumerate() {
+                #[allow(clippy::cast_possible_truncation)]
+                let to = targets[ti][cidx][ri].map(|t| (bases[ti] + t) as u32);
+                let mut compiled = p.compile_rule(rule, to)?;
+                #[allow(clippy::cast_possible_truncation)]
+                {
+                    compiled.id = flat_first[ci] + ri as u32;
+                }
+                p.rules.push(compiled);
+            }
         }
         for c in 0..p.chains.len() {
             p.accelerate(c);
@@ -425,6 +484,7 @@ impl Program {
                 target: CTarget::Nop,
                 accel: Accel::None,
                 line,
+                id: 0,
             },
             headers: Vec::new(),
             modules: Vec::new(),
@@ -655,14 +715,6 @@ impl Program {
     /// Bytes of the dispatch tables alone.
     pub fn dispatch_bytes(&self) -> usize {
         self.maps.iter().map(Dispatch::bytes).sum()
-    }
-
-    /// The (table, chain position, rule position) of a flat rule index.
-    pub fn location(&self, rule: u32) -> Option<(usize, usize, usize)> {
-        let ci = self.chains.partition_point(|c| c.first + c.len <= rule);
-        let c = self.chains.get(ci)?;
-        (rule >= c.first && rule < c.first + c.len)
-            .then(|| (usize::from(c.table), c.index as usize, (rule - c.first) as usize))
     }
 
     /// The interface index of "no device".

@@ -577,8 +577,8 @@ impl<'a> Walk<'a> {
                     actual: self.visits,
                 });
             }
-            let flat = chain.first + ri;
-            let rule = &p.rules[flat as usize];
+            let rule = &p.rules[(chain.first + ri) as usize];
+            let flat = rule.id;
             if !self.matches(rule) {
                 continue;
             }
