@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import math
 import shlex
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -263,7 +264,7 @@ class ReferenceNode:
                 if arg != "random":
                     raise NotImplementedError(f"statistic mode {arg}")
             elif word == "--probability":
-                q = Fraction(round(float(arg) * _TWO31), _TWO31)
+                q = Fraction(math.floor(float(arg) * _TWO31 + 0.5), _TWO31)  # lround
                 hit_p = 1 - q if neg else q
                 modules.append([(hit_p, True), (1 - hit_p, False)])
             elif word in ("--ctstate", "--state"):

@@ -26,7 +26,9 @@ def _interfaces(specs: tuple[str, ...]) -> dict[str, list[str]] | None:
     for spec in specs:
         name, sep, addrs = spec.partition("=")
         if not sep or not name:
-            raise click.BadParameter(f"{spec!r} is not NAME=ADDR/PREFIX[,ADDR/PREFIX...]", param_hint="--interface")
+            raise click.BadParameter(
+                f"{spec!r} is not NAME=ADDR/PREFIX[,ADDR/PREFIX...]", param_hint="--interface"
+            )
         out.setdefault(name, []).extend(a for a in addrs.split(",") if a)
     return out
 
@@ -120,7 +122,10 @@ def _tree(o: Any) -> Any:
             continue
         flush()
         parent = stack[min(s.depth, len(stack) - 1)]
-        node = parent.add(f"[green]✓[/green] {s.chain}:{s.rule} [dim]{escape(s.text)}[/dim] → [bold]{escape(s.action)}[/bold]")
+        node = parent.add(
+            f"[green]✓[/green] {s.chain}:{s.rule} [dim]{escape(s.text)}[/dim]"
+            f" → [bold]{escape(s.action)}[/bold]"
+        )
         if s.action.startswith(("jump ", "goto ")):
             stack.append(node)
     flush()
@@ -133,9 +138,7 @@ def _tree(o: Any) -> Any:
 @click.option("--dst", required=True, help="Destination address.")
 @click.option("--dport", type=int, default=0, show_default=True, help="Destination port.")
 @click.option("--sport", type=int, default=40000, show_default=True, help="Source port (ICMP: echo id).")
-@click.option(
-    "--proto", type=click.Choice(["tcp", "udp", "sctp", "icmp"]), default="tcp", show_default=True
-)
+@click.option("--proto", type=click.Choice(["tcp", "udp", "sctp", "icmp"]), default="tcp", show_default=True)
 @click.option(
     "--from",
     "from_",
