@@ -145,7 +145,16 @@ def test_evaluate_packet_returns_rewritten_packet() -> None:
         "10.244.2.5",
         "10.244.3.5",
     }
-    assert kubenat.Flow.from_packet(p) == kubenat.Flow("1.2.3.4", "10.96.0.10", 80, sport=5555)
+    f = kubenat.Flow.from_packet(p)
+    assert (f.src, f.dst, f.sport, f.dport, f.tcp_flags, f.proto) == (
+        "1.2.3.4",
+        "10.96.0.10",
+        5555,
+        80,
+        2,
+        "tcp",
+    )
+    assert f != kubenat.Flow("1.2.3.4", "10.96.0.10", 81)
 
 
 def test_bad_input_is_named() -> None:
@@ -204,7 +213,19 @@ def test_cli_trace_tree(tmp_path) -> None:  # type: ignore[no-untyped-def]
     rules = tmp_path / "rules"
     rules.write_text(SVC)
     res = CliRunner().invoke(
-        main, ["trace", str(rules), "--src", "1.2.3.4", "--dst", "192.168.0.2", "--dport", "22"]
+        main,
+        [
+            "trace",
+            str(rules),
+            "--src",
+            "1.2.3.4",
+            "--dst",
+            "192.168.0.2",
+            "--dport",
+            "22",
+            "--local",
+            "192.168.0.2",
+        ],
     )
     assert res.exit_code == 0, res.output
     assert "REJECT" in res.output and "INPUT" in res.output

@@ -16,6 +16,7 @@ REJECT, RETURN, jumps, ``-g``, MARK, LOG, DNAT, SNAT, MASQUERADE, REDIRECT. Anyt
 from __future__ import annotations
 
 import dataclasses
+import functools
 import ipaddress
 import math
 import shlex
@@ -113,10 +114,12 @@ class RefOutcome:
     local_delivery: bool
 
 
+@functools.lru_cache(maxsize=4096)
 def _ip(s: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
     return ipaddress.ip_address(s)
 
 
+@functools.lru_cache(maxsize=4096)
 def _net(s: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
     return ipaddress.ip_network(s, strict=False)
 

@@ -16,6 +16,7 @@ def main() -> None:
 # Subcommands register themselves on `main` when imported (one line per command module).
 from kubenat.cli import demo as _demo  # noqa: E402
 from kubenat.cli import verify as _verify  # noqa: E402
+from kubenat.cli import trace as _trace  # noqa: E402  (evaluator)
 
 __all__ = ["main"]
-_ = (_demo, _verify)
+_ = (_demo, _verify, _trace)

@@ -36,7 +36,10 @@ fn parse_proto(s: &str, v6: bool) -> PyResult<u8> {
         "icmp" => proto::ICMP,
         "icmpv6" | "ipv6-icmp" | "icmp6" => proto::ICMPV6,
         "udplite" => proto::UDPLITE,
-        other => other.parse::<u8>().map_err(|_| Error::invalid("proto", format!("{other:?} is not a protocol name or number"))).py()?,
+        other => other
+            .parse::<u8>()
+            .map_err(|_| Error::invalid("proto", format!("{other:?} is not a protocol name or number")))
+            .py()?,
     })
 }
 
@@ -64,7 +67,6 @@ fn tuple_py<'py>(py: Python<'py>, t: &Tuple) -> PyResult<Bound<'py, PyTuple>> {
 /// A flow key: what the evaluator reads from a packet (addresses, protocol, ports, TCP flags,
 /// ICMP type/code/id, fragment offset, TTL).
 #[pyclass(frozen, module = "kubenat._core", name = "Flow")]
-#[derive(Clone)]
 pub struct PyFlow {
     pub(crate) inner: CoreFlow,
 }
@@ -528,7 +530,8 @@ fn input(obj: &Bound<'_, PyAny>) -> PyResult<Input> {
     if let Ok(f) = obj.cast::<PyFlow>() {
         return Ok(Input::Flow(f.get().inner.clone()));
     }
-    Err(Error::invalid("packet", format!("expected a kubenat.Packet or kubenat.Flow, got {}", obj.get_type().name()?))).py()
+    Err(Error::invalid("packet", format!("expected a kubenat.Packet or kubenat.Flow, got {}", obj.get_type().name()?)))
+        .py()
 }
 
 fn wrap(py: Python<'_>, result: EvalResult, packet: Option<IpPacket>) -> PyResult<PyResult_> {
@@ -539,8 +542,19 @@ fn wrap(py: Python<'_>, result: EvalResult, packet: Option<IpPacket>) -> PyResul
     Ok(PyResult_ { inner: Arc::new(result), packet })
 }
 
+/// The core ruleset of a `kubenat.Ruleset`, or of iptables-save text (parsed here).
 fn core_ruleset(obj: &Bound<'_, PyAny>) -> PyResult<Arc<ast::Ruleset>> {
-    crate::ruleset::core_of(obj)
+    if let Ok(r) = obj.cast::<crate::ruleset::Ruleset>() {
+        return Ok(Arc::clone(&r.get().inner));
+    }
+    if let Ok(text) = obj.extract::<String>() {
+        return Ok(Arc::new(kubenat_core::iptables::parse(&text).py()?));
+    }
+    Err(Error::invalid(
+        "ruleset",
+        format!("expected a kubenat.Ruleset or iptables-save text, got {}", obj.get_type().name()?),
+    ))
+    .py()
 }
 
 #[pymethods]
@@ -570,7 +584,8 @@ impl PyNetfilter {
         let routes = routes
             .iter()
             .map(|(dest, iface)| {
-                let dest: Cidr = dest.parse().map_err(|_| Error::invalid("routes", format!("{dest:?} is not a prefix")))?;
+                let dest: Cidr =
+                    dest.parse().map_err(|_| Error::invalid("routes", format!("{dest:?} is not a prefix")))?;
                 Ok(Route { dest, iface: iface.clone() })
             })
             .collect::<Result<Vec<_>, Error>>()
@@ -584,7 +599,14 @@ impl PyNetfilter {
     /// stateless). `from_`: `"auto"`, `"local"` or an interface name. `seed` makes statistic
     /// draws reproducible.
     #[pyo3(signature = (packet, *, from_ = "auto", seed = None, trace = true))]
-    fn evaluate(&self, py: Python<'_>, packet: &Bound<'_, PyAny>, from_: &str, seed: Option<u64>, trace: bool) -> PyResult<PyResult_> {
+    fn evaluate(
+        &self,
+        py: Python<'_>,
+        packet: &Bound<'_, PyAny>,
+        from_: &str,
+        seed: Option<u64>,
+        trace: bool,
+    ) -> PyResult<PyResult_> {
         let origin = parse_origin(from_);
         match input(packet)? {
             Input::Flow(f) => {
@@ -601,7 +623,13 @@ impl PyNetfilter {
     /// Every possible result with its exact probability (both sides of every statistic draw);
     /// probabilities sum to 1. State is read, not changed.
     #[pyo3(signature = (packet, *, from_ = "auto", trace = true))]
-    fn outcomes(&self, py: Python<'_>, packet: &Bound<'_, PyAny>, from_: &str, trace: bool) -> PyResult<Vec<PyOutcome>> {
+    fn outcomes(
+        &self,
+        py: Python<'_>,
+        packet: &Bound<'_, PyAny>,
+        from_: &str,
+        trace: bool,
+    ) -> PyResult<Vec<PyOutcome>> {
         let origin = parse_origin(from_);
         let (flow, pkt) = match input(packet)? {
             Input::Flow(f) => (f, None),
@@ -611,7 +639,9 @@ impl PyNetfilter {
         outs.into_iter()
             .map(|o| {
                 let rewritten = match (&pkt, o.result.verdict) {
-                    (Some(p), kubenat_core::iptables::result::Verdict::Accept) => Some(process::rewrite(p, &o.result).py()?),
+                    (Some(p), kubenat_core::iptables::result::Verdict::Accept) => {
+                        Some(process::rewrite(p, &o.result).py()?)
+                    }
                     _ => None,
                 };
                 let result = Py::new(py, wrap(py, o.result, rewritten)?)?;
@@ -638,7 +668,9 @@ impl PyNetfilter {
             "auto" => None,
             "ip" => Some(Link::Ip),
             "ethernet" => Some(Link::Ethernet),
-            other => return Err(Error::invalid("link", format!("{other:?} is not one of 'auto', 'ip', 'ethernet'"))).py(),
+            other => {
+                return Err(Error::invalid("link", format!("{other:?} is not one of 'auto', 'ip', 'ethernet'"))).py()
+            }
         };
         let out = py.detach(|| {
             guard(|| {
