@@ -6,13 +6,11 @@ from __future__ import annotations
 from ipaddress import ip_address
 from typing import Any
 
-import pytest
+import scapy.all as s
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from kubenat import Packet, PacketError
-
-s = pytest.importorskip("scapy.all")
 
 u8 = st.integers(0, 0xFF)
 u16 = st.integers(0, 0xFFFF)

@@ -187,6 +187,10 @@ class Packet:
         """A copy with NAT applied, checksums updated incrementally (RFC 1624)."""
     def decrement_ttl(self) -> Packet | None:
         """A copy with TTL/hop limit minus one, or None when it was 0."""
+    def with_ethernet(
+        self, *, src: str = "02:00:00:00:00:01", dst: str = "02:00:00:00:00:02", vlan: int | None = None
+    ) -> Packet:
+        """The same IP packet behind an Ethernet header (802.1Q-tagged when ``vlan`` is given)."""
     def to_ip(self) -> Packet:
         """The bare IP packet (Ethernet header and padding dropped)."""
     def __eq__(self, value: object, /) -> bool: ...

@@ -461,6 +461,17 @@ impl PyPacket {
         Some(PyPacket { inner: p })
     }
 
+    /// The same IP packet behind an Ethernet header (optionally 802.1Q-tagged with `vlan`).
+    #[pyo3(signature = (*, src = "02:00:00:00:00:01", dst = "02:00:00:00:00:02", vlan = None))]
+    fn with_ethernet(&self, src: &str, dst: &str, vlan: Option<u16>) -> PyResult<PyPacket> {
+        let s = ethernet::parse_mac(src).py()?;
+        let d = ethernet::parse_mac(dst).py()?;
+        if vlan.is_some_and(|v| v > 0x0fff) {
+            return Err(Error::invalid("vlan", "a VLAN ID is at most 4095")).py();
+        }
+        Ok(PyPacket { inner: self.inner.with_ethernet(s, d, vlan) })
+    }
+
     /// The bare IP packet (Ethernet header and padding dropped).
     fn to_ip(&self) -> PyPacket {
         PyPacket { inner: self.inner.to_ip() }

@@ -523,6 +523,22 @@ impl IpPacket {
         }
     }
 
+    /// The same IP packet behind an Ethernet header (any existing link header is replaced).
+    pub fn with_ethernet(&self, src: ethernet::Mac, dst: ethernet::Mac, vlan_tci: Option<u16>) -> IpPacket {
+        let et = match self.layout.family {
+            Family::V4 => ethertype::IPV4,
+            Family::V6 => ethertype::IPV6,
+        };
+        let r = ethernet::Repr { dst, src, vlan_tci, ethertype: et };
+        let hl = r.buffer_len();
+        let mut bytes = vec![0u8; hl];
+        r.emit(&mut bytes);
+        bytes.extend_from_slice(self.ip_bytes());
+        let l = self.layout;
+        let moved = |o: usize| o - l.l3 + hl;
+        IpPacket { bytes, layout: Layout { link: Link::Ethernet, l3: hl, end: moved(l.end), l4: l.l4.map(moved), ..l } }
+    }
+
     /// Re-reads the layout after the bytes were changed through [`IpPacket::bytes_mut`].
     ///
     /// # Errors
@@ -699,6 +715,19 @@ mod tests {
         assert_eq!((p.sport(), p.frag_offset(), p.more_fragments()), (None, 3, true));
         assert_eq!(p.payload().len(), 8);
         assert_eq!(p.to_string(), "udp 10.0.0.1 -> 10.0.0.2 frag 24+");
+    }
+
+    #[test]
+    fn ethernet_framing_round_trips() {
+        for seed in seeds() {
+            let Ok(p) = IpPacket::parse_auto(seed) else { continue };
+            for vlan in [None, Some(7)] {
+                let e = p.with_ethernet([2; 6], [4; 6], vlan);
+                assert_eq!(IpPacket::parse(e.bytes().to_vec(), Link::Ethernet).unwrap(), e);
+                assert_eq!(e.to_ip(), p.to_ip());
+                assert_eq!(e.vlan_tci(), vlan);
+            }
+        }
     }
 
     #[test]
