@@ -51,7 +51,7 @@ def test_result_fields_and_trace() -> None:
     assert (r.src, r.dport) == ("10.244.0.0", 8080)
     assert r.ct_state == "NEW"
     assert r.conntrack is not None
-    assert r.conntrack.original == ("tcp", "1.2.3.4", 40000, "10.96.0.10", 80)
+    assert r.conntrack.original == ("tcp", "1.2.3.4", "10.96.0.10", 40000, 80)
     assert r.conntrack.reply[1] == r.dst
     matched = [s for s in r.trace if s.matched and s.kind == "rule"]
     assert matched[0].hook == "PREROUTING" and matched[0].table == "nat"

@@ -282,6 +282,7 @@ def _ruleset_from_text(text: str, family: str) -> Ruleset: ...
 
 # --- evaluator ---
 
+@final
 class Flow:
     """A flow key: addresses, protocol, ports, TCP flags, ICMP type/code/id, TTL."""
 
@@ -325,9 +326,10 @@ class Flow:
     def ttl(self) -> int: ...
     @property
     def family(self) -> int: ...
-    def __eq__(self, other: object) -> bool: ...
+    def __eq__(self, other: object, /) -> bool: ...
     def __hash__(self) -> int: ...
 
+@final
 class TraceStep:
     """One rule, policy or note visited during an evaluation."""
 
@@ -352,18 +354,20 @@ class TraceStep:
     @property
     def kind(self) -> str: ...
 
+@final
 class Connection:
-    """A tracked connection: original and reply tuples ``(proto, src, sport, dst, dport)``."""
+    """A tracked connection: original and reply tuples ``(proto, src, dst, sport, dport)``."""
 
     @property
-    def original(self) -> tuple[str, str, int, str, int]: ...
+    def original(self) -> tuple[str, str, str, int, int]: ...
     @property
-    def reply(self) -> tuple[str, str, int, str, int]: ...
+    def reply(self) -> tuple[str, str, str, int, int]: ...
     @property
     def mark(self) -> int: ...
     @property
     def status(self) -> list[str]: ...
 
+@final
 class Result:
     """What netfilter did with one packet."""
 
@@ -409,6 +413,7 @@ class Result:
     def trace(self) -> list[TraceStep]: ...
     def to_dict(self) -> dict[str, Any]: ...
 
+@final
 class Outcome:
     """One possible result with its exact probability."""
 
@@ -419,6 +424,7 @@ class Outcome:
     @property
     def result(self) -> Result: ...
 
+@final
 class Netfilter:
     """A node evaluating packets through its ruleset, with conntrack and ``recent`` state."""
 
@@ -432,10 +438,16 @@ class Netfilter:
         stateless: bool = False,
     ) -> Netfilter: ...
     def evaluate(
-        self, packet: Packet | Flow, *, from_: str = "auto", seed: int | None = None, trace: bool = True
+        self,
+        packet: Packet | Flow,
+        *,
+        from_: str = "auto",
+        seed: int | None = None,
+        trace: bool = True,
+        origin: str | None = None,
     ) -> Result: ...
     def outcomes(
-        self, packet: Packet | Flow, *, from_: str = "auto", trace: bool = True
+        self, packet: Packet | Flow, *, from_: str = "auto", trace: bool = True, origin: str | None = None
     ) -> list[Outcome]: ...
     def process(
         self, data: bytes, *, link: str = "auto", from_: str = "auto", seed: int | None = None

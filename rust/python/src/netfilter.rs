@@ -57,8 +57,8 @@ fn tuple_py<'py>(py: Python<'py>, t: &Tuple) -> PyResult<Bound<'py, PyTuple>> {
         [
             proto_name(t.proto).into_pyobject(py)?.into_any(),
             t.src.to_string().into_pyobject(py)?.into_any(),
-            t.sport.into_pyobject(py)?.into_any(),
             t.dst.to_string().into_pyobject(py)?.into_any(),
+            t.sport.into_pyobject(py)?.into_any(),
             t.dport.into_pyobject(py)?.into_any(),
         ],
     )
@@ -265,7 +265,8 @@ impl PyTraceStep {
     }
 }
 
-/// A tracked connection: original and reply tuples (`(proto, src, sport, dst, dport)`).
+/// A tracked connection: original and reply tuples (`(proto, src, dst, sport, dport)`, the
+/// order `conntrack -L` prints).
 #[pyclass(frozen, module = "kubenat._core", name = "Connection")]
 pub struct PyConnection {
     inner: CtEntry,
@@ -598,7 +599,8 @@ impl PyNetfilter {
     /// Evaluates one packet (a `Packet` or a `Flow`), keeping conntrack/`recent` state (unless
     /// stateless). `from_`: `"auto"`, `"local"` or an interface name. `seed` makes statistic
     /// draws reproducible.
-    #[pyo3(signature = (packet, *, from_ = "auto", seed = None, trace = true))]
+    /// `origin` is an alias of `from_`.
+    #[pyo3(signature = (packet, *, from_ = "auto", seed = None, trace = true, origin = None))]
     fn evaluate(
         &self,
         py: Python<'_>,
@@ -606,8 +608,9 @@ impl PyNetfilter {
         from_: &str,
         seed: Option<u64>,
         trace: bool,
+        origin: Option<&str>,
     ) -> PyResult<PyResult_> {
-        let origin = parse_origin(from_);
+        let origin = parse_origin(origin.unwrap_or(from_));
         match input(packet)? {
             Input::Flow(f) => {
                 let r = py.detach(|| guard(|| self.with(|nf| nf.evaluate(&f, &origin, seed, trace))))?;
@@ -622,15 +625,17 @@ impl PyNetfilter {
 
     /// Every possible result with its exact probability (both sides of every statistic draw);
     /// probabilities sum to 1. State is read, not changed.
-    #[pyo3(signature = (packet, *, from_ = "auto", trace = true))]
+    /// `origin` is an alias of `from_`.
+    #[pyo3(signature = (packet, *, from_ = "auto", trace = true, origin = None))]
     fn outcomes(
         &self,
         py: Python<'_>,
         packet: &Bound<'_, PyAny>,
         from_: &str,
         trace: bool,
+        origin: Option<&str>,
     ) -> PyResult<Vec<PyOutcome>> {
-        let origin = parse_origin(from_);
+        let origin = parse_origin(origin.unwrap_or(from_));
         let (flow, pkt) = match input(packet)? {
             Input::Flow(f) => (f, None),
             Input::Packet(p) => (CoreFlow::from_packet(&p), Some(p)),
