@@ -167,6 +167,9 @@ class Packet:
     def payload(self) -> bytes:
         """Transport payload (after the TCP/UDP/SCTP/ICMP header)."""
     @property
+    def quoted(self) -> tuple[str, str, int, int | None, int | None] | None:
+        """The packet an ICMP error quotes: ``(src, dst, protocol, sport, dport)``, else None."""
+    @property
     def src_mac(self) -> str | None: ...
     @property
     def dst_mac(self) -> str | None: ...
