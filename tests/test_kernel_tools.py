@@ -109,3 +109,30 @@ def test_compare_reports_each_field() -> None:
         "masquerade: kernel True, kubenat False"
     ]
     assert compare(obs, {"verdict": "DROP", "dst": "x"}) == ["verdict: kernel ACCEPT, kubenat DROP"]
+
+
+def test_verify_explains_root(monkeypatch, tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from kubenat.cli import main
+
+    rules = tmp_path / "rules"
+    rules.write_text("*filter\n:INPUT ACCEPT [0:0]\nCOMMIT\n")
+    monkeypatch.setattr("os.geteuid", lambda: 1000)
+    result = CliRunner().invoke(main, ["verify", str(rules), "--random", "3"])
+    assert result.exit_code != 0 and "needs root" in result.output
+
+
+def test_probe_file_errors_name_the_line() -> None:
+    import pytest
+
+    from kubenat.errors import InvalidArgument
+    from kubenat.kernel.generate import parse_probes
+
+    probes = parse_probes("# c\ntcp 10.0.0.5:40000 10.96.0.10:80\nudp [fd00::5]:53 [fd00::10]:53 out\n")
+    shown = ["tcp 10.0.0.5:40000 10.96.0.10:80", "udp [fd00::5]:53 [fd00::10]:53 out"]
+    assert [str(p) for p in probes] == shown
+    with pytest.raises(InvalidArgument, match="line 2"):
+        parse_probes("tcp 10.0.0.5 10.0.0.6\ngre 10.0.0.5 10.0.0.6\n")
+    with pytest.raises(InvalidArgument, match=r"line 1: .*different IP families"):
+        parse_probes("tcp 10.0.0.5 [fd00::1]:80\n")

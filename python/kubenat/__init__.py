@@ -6,7 +6,7 @@ computed offline with a Rust core.
 
 from __future__ import annotations
 
-from kubenat import _core
+from kubenat import _core, flannel
 from kubenat._core import Packet
 from kubenat.errors import (
     ConfigError,
@@ -21,6 +21,7 @@ from kubenat.errors import (
     PacketError,
     ParseError,
 )
+from kubenat.flannel import Overlay
 
 __version__: str = _core.__version__
 
@@ -37,10 +38,12 @@ __all__ = [
     "KubenatError",
     "LimitError",
     "ManifestError",
+    "Overlay",
     "Packet",
     "PacketError",
     "ParseError",
     "__version__",
+    "flannel",
     "k8s",
     "proxy",
 ]

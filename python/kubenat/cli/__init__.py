@@ -15,6 +15,7 @@ def main() -> None:
 
 # Subcommands register themselves on `main` when imported (one line per command module).
 from kubenat.cli import demo as _demo  # noqa: E402
+from kubenat.cli import verify as _verify  # noqa: E402
 
 __all__ = ["main"]
-_ = _demo
+_ = (_demo, _verify)

@@ -6,6 +6,7 @@
 use pyo3::prelude::*;
 
 mod errors;
+mod flannel;
 mod packet;
 
 #[pymodule(gil_used = false)]
@@ -13,5 +14,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     errors::register(m)?;
     packet::register(m)?;
+    flannel::register(m)?;
     Ok(())
 }

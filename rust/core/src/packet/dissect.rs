@@ -446,8 +446,8 @@ impl IpPacket {
         }
     }
 
-    /// The transport payload (after the TCP/UDP/SCTP/ICMP header; the whole segment for other
-    /// protocols; empty for a non-first fragment... which has no transport header: its IP payload).
+    /// The transport payload: after the TCP/UDP/SCTP/ICMP header (UDP: up to its length field);
+    /// the whole segment for other protocols; the IP payload of a non-first fragment.
     pub fn payload(&self) -> &[u8] {
         let end = self.layout.end;
         let Some(o) = self.layout.l4 else {
@@ -475,6 +475,14 @@ impl IpPacket {
                 self.layout.l3 + ipv6::walk_extensions(&self.ip()[..end]).map_or(40, |w| w.transport_offset)
             }
         }
+    }
+
+    /// The packet quoted by an ICMP/ICMPv6 error; `Ok(None)` for anything else.
+    ///
+    /// # Errors
+    /// [`Error::Packet`] when the quote is too short for an IP header or of the wrong version.
+    pub fn quoted(&self) -> Result<Option<super::quoted::Quoted>> {
+        super::quoted::Quoted::parse(&self.bytes, &self.layout)
     }
 
     /// Source MAC when the packet starts with Ethernet.
@@ -559,5 +567,148 @@ impl fmt::Display for IpPacket {
 impl fmt::Debug for IpPacket {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "IpPacket({self})")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::packet::{build, nat};
+
+    /// xorshift64*: a tiny deterministic generator so the test needs no dependency.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        }
+
+        fn below(&mut self, n: usize) -> usize {
+            usize::try_from(self.next() % n as u64).unwrap()
+        }
+    }
+
+    fn seeds() -> Vec<Vec<u8>> {
+        let a = |s: &str| s.parse::<IpAddr>().unwrap();
+        let mut out = Vec::new();
+        for (s, d) in [(a("10.0.0.1"), a("10.0.0.2")), (a("fd00::1"), a("fd00::2"))] {
+            out.push(build::tcp(s, d, 1, 2).tcp_options(vec![2, 4, 5, 0xb4]).payload(vec![1; 9]).to_bytes().unwrap());
+            out.push(build::udp(s, d, 1, 2).payload(vec![2; 5]).to_bytes().unwrap());
+            out.push(build::sctp(s, d, 1, 2).payload(vec![1, 0, 0, 4]).to_bytes().unwrap());
+            let inner = build::udp(d, s, 3, 4).to_bytes().unwrap();
+            out.push(build::icmp(s, d, if s.is_ipv4() { 3 } else { 1 }, 3, 0).payload(inner).to_bytes().unwrap());
+            out.push(build::echo_request(s, d, 5, 6).ethernet([2; 6], [4; 6], Some(3)).to_bytes().unwrap());
+        }
+        // IPv6 with hop-by-hop and a fragment header in front of TCP.
+        let mut v6 = build::tcp(a("fd00::1"), a("fd00::2"), 1, 2).to_bytes().unwrap();
+        v6[6] = proto::HOPOPTS;
+        let ext = [proto::FRAGMENT, 0, 1, 4, 0, 0, 0, 0, proto::TCP, 0, 0, 1, 0, 0, 0, 1];
+        v6.splice(40..40, ext);
+        v6[5] += 16;
+        out.push(v6);
+        out
+    }
+
+    /// Everything a caller may do with a parsed packet; must never panic.
+    fn exercise(p: &IpPacket) {
+        let _ = (p.src(), p.dst(), p.protocol(), p.ttl(), p.tos(), p.len(), p.ident());
+        let _ = (p.sport(), p.dport(), p.tcp_flags(), p.tcp_flags_full(), p.icmp_type(), p.icmp_code());
+        let _ = (p.icmp_ident(), p.icmp_seq(), p.icmp_is_error(), p.frag_offset(), p.more_fragments());
+        let _ = (p.dont_fragment(), p.ip_options(), p.payload(), p.src_mac(), p.vlan_tci(), p.l4_bytes());
+        let _ = (p.checksums_valid(), p.to_string(), p.to_ip());
+        if let Ok(Some(q)) = p.quoted() {
+            let b = p.bytes();
+            let _ = (q.sport(b), q.dport(b), q.icmp_type_code(b), q.icmp_ident(b));
+            let mut c = p.clone();
+            let (buf, layout) = c.bytes_mut();
+            let layout = *layout;
+            let rw = nat::Rewrite { src: Some(q.src), dst: Some(q.dst), sport: Some(7), dport: Some(9) };
+            let _ = q.rewrite(buf, &layout, &rw);
+        }
+        let mut c = p.clone();
+        let (buf, layout) = c.bytes_mut();
+        let layout = *layout;
+        let rw = nat::Rewrite { src: Some(p.dst()), dst: Some(p.src()), sport: Some(7), dport: Some(9) };
+        let _ = nat::rewrite_nat(buf, &layout, &rw);
+        let _ = nat::decrement_ttl(buf, &layout);
+        nat::fill_checksums(buf, &layout);
+    }
+
+    #[test]
+    fn mutated_and_random_bytes_never_panic() {
+        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+        let seeds = seeds();
+        for seed in &seeds {
+            for link in [Link::Ip, Link::Ethernet] {
+                if let Ok(p) = IpPacket::parse(seed.clone(), link) {
+                    exercise(&p);
+                }
+            }
+        }
+        for _ in 0..20_000 {
+            let mut b = seeds[rng.below(seeds.len())].clone();
+            match rng.below(4) {
+                0 => b.truncate(rng.below(b.len() + 1)),
+                1 => {
+                    for _ in 0..=rng.below(4) {
+                        let i = rng.below(b.len());
+                        b[i] = rng.next().to_le_bytes()[0];
+                    }
+                }
+                2 => b = (0..rng.below(90)).map(|_| rng.next().to_le_bytes()[0]).collect(),
+                _ => {
+                    let i = rng.below(b.len());
+                    b[i] ^= 1 << rng.below(8);
+                    b.truncate(b.len() - rng.below(4).min(b.len()));
+                }
+            }
+            for r in [
+                IpPacket::parse(b.clone(), Link::Ip),
+                IpPacket::parse(b.clone(), Link::Ethernet),
+                IpPacket::parse_auto(b),
+            ] {
+                match r {
+                    Ok(p) => exercise(&p),
+                    Err(Error::Packet { offset, .. }) => assert!(offset <= 100),
+                    Err(e) => panic!("not a packet error: {e}"),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn ipv6_extension_headers_reach_the_transport() {
+        let v6 = seeds().pop().unwrap();
+        let p = IpPacket::parse(v6, Link::Ip).unwrap();
+        assert_eq!(p.protocol(), proto::TCP);
+        assert_eq!(p.layout().l4, Some(56));
+        assert_eq!((p.sport(), p.dport()), (Some(1), Some(2)));
+        assert!(p.is_fragment() && p.more_fragments() && p.frag_offset() == 0);
+        assert_eq!(p.ident(), 1);
+    }
+
+    #[test]
+    fn non_first_ipv4_fragment_has_no_ports() {
+        let mut b = build::udp("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap(), 1, 2).to_bytes().unwrap();
+        b[6] = 0x20;
+        b[7] = 0x03;
+        let p = IpPacket::parse(b, Link::Ip).unwrap();
+        assert_eq!((p.sport(), p.frag_offset(), p.more_fragments()), (None, 3, true));
+        assert_eq!(p.payload().len(), 8);
+        assert_eq!(p.to_string(), "udp 10.0.0.1 -> 10.0.0.2 frag 24+");
+    }
+
+    #[test]
+    fn auto_link_reports_the_ip_error() {
+        let mut b = build::tcp("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap(), 1, 2).to_bytes().unwrap();
+        b[3] = 200;
+        assert!(matches!(IpPacket::parse_auto(b), Err(Error::Packet { field: "total_length", offset: 2, .. })));
+        assert!(matches!(
+            IpPacket::parse_auto(vec![0x02; 20]),
+            Err(Error::Packet { layer: "ethernet", field: "ethertype", offset: 12, .. })
+        ));
     }
 }

@@ -234,6 +234,36 @@ pub fn walk_extensions(pkt: &[u8]) -> Result<ExtWalk> {
     Ok(ExtWalk { protocol: nh, transport_offset: at, frag })
 }
 
+/// The destination the upper-layer checksum covers (RFC 8200 §8.1): with a routing header
+/// that still has segments left, the final address of its list (type 0/2: the last address;
+/// type 4, segment routing: the first, as the list is stored in reverse), else `None` (the
+/// header's destination). `pkt` is the IPv6 packet up to the end of its payload.
+pub fn final_destination(pkt: &[u8]) -> Option<Ipv6Addr> {
+    let mut nh = *pkt.get(field::NEXT_HEADER)?;
+    let mut at = HEADER_LEN;
+    while is_extension(nh) {
+        let hdr = pkt.get(at..at + 8)?;
+        let len = match nh {
+            proto::FRAGMENT => 8,
+            proto::AH => (usize::from(hdr[1]) + 2) * 4,
+            _ => (usize::from(hdr[1]) + 1) * 8,
+        };
+        if nh == proto::ROUTING && hdr[3] > 0 {
+            let n = usize::from(hdr[1]) / 2;
+            let pick = match hdr[2] {
+                0 | 2 if n > 0 => n - 1,
+                4 if n > 0 => 0,
+                _ => return None,
+            };
+            let a: [u8; 16] = pkt.get(at + 8 + 16 * pick..at + 24 + 16 * pick)?.try_into().ok()?;
+            return Some(Ipv6Addr::from(a));
+        }
+        nh = hdr[0];
+        at += len;
+    }
+    None
+}
+
 /// An owned IPv6 fixed header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Repr {

@@ -29,6 +29,7 @@ pub mod icmpv6;
 pub mod ipv4;
 pub mod ipv6;
 pub mod nat;
+pub mod quoted;
 pub mod sctp;
 pub mod tcp;
 pub mod udp;

@@ -5,6 +5,9 @@
 //! Checksums that were wrong stay wrong by the same amount (as in the kernel); a UDP checksum
 //! of 0 ("none") stays 0, and a UDP result of 0 is written as 0xffff. SCTP has no
 //! pseudo-header, so only a port change touches its CRC32c, which is recomputed.
+//!
+//! Like the kernel, an address change patches the transport checksum even when an IPv6
+//! routing header with segments left makes the pseudo-header use its final address instead.
 
 use std::net::IpAddr;
 
@@ -206,7 +209,7 @@ pub fn decrement_ttl(buf: &mut [u8], layout: &Layout) -> Option<u8> {
 /// Recomputes every checksum of the packet from scratch (IPv4 header; TCP, UDP, ICMP, ICMPv6,
 /// SCTP when the transport header is present). A UDP checksum of 0 over IPv4 stays 0.
 pub fn fill_checksums(buf: &mut [u8], layout: &Layout) {
-    let (src, dst) = addrs(buf, layout);
+    let (src, dst) = pseudo_addrs(buf, layout);
     if layout.family == Family::V4 {
         let hl = usize::from(buf[layout.l3] & 0x0f) * 4;
         put16(buf, layout.l3 + 10, 0);
@@ -237,7 +240,7 @@ pub fn fill_checksums(buf: &mut [u8], layout: &Layout) {
 /// Whether every checksum [`fill_checksums`] would write is already correct. Fragments are
 /// judged on the IPv4 header only (the transport checksum covers the whole datagram).
 pub fn checksums_valid(buf: &[u8], layout: &Layout) -> bool {
-    let (src, dst) = addrs(buf, layout);
+    let (src, dst) = pseudo_addrs(buf, layout);
     if layout.family == Family::V4 {
         let hl = usize::from(buf[layout.l3] & 0x0f) * 4;
         if !checksum::verify(checksum::sum(0, &buf[layout.l3..layout.l3 + hl])) {
@@ -259,7 +262,20 @@ pub fn checksums_valid(buf: &[u8], layout: &Layout) -> bool {
     }
 }
 
-fn addrs(buf: &[u8], layout: &Layout) -> (IpAddr, IpAddr) {
+/// The addresses the transport checksum's pseudo-header covers: the header's, except an IPv6
+/// routing header with segments left names the final destination.
+pub(crate) fn pseudo_addrs(buf: &[u8], layout: &Layout) -> (IpAddr, IpAddr) {
+    let (src, dst) = addrs_of(buf, layout);
+    if layout.family == Family::V6 {
+        if let Some(fin) = super::ipv6::final_destination(&buf[layout.l3..layout.end]) {
+            return (src, IpAddr::V6(fin));
+        }
+    }
+    (src, dst)
+}
+
+/// The outer source and destination addresses.
+pub(crate) fn addrs_of(buf: &[u8], layout: &Layout) -> (IpAddr, IpAddr) {
     let b = &buf[layout.l3..];
     match layout.family {
         Family::V4 => (IpAddr::from([b[12], b[13], b[14], b[15]]), IpAddr::from([b[16], b[17], b[18], b[19]])),
@@ -270,5 +286,123 @@ fn addrs(buf: &[u8], layout: &Layout) -> (IpAddr, IpAddr) {
             d.copy_from_slice(&b[24..40]);
             (IpAddr::from(s), IpAddr::from(d))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::packet::{build, IpPacket, Link};
+
+    fn a(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn samples() -> Vec<IpPacket> {
+        let mut out = Vec::new();
+        for (s, d) in [(a("10.0.0.1"), a("10.96.0.10")), (a("fd00::1"), a("fd00:10::a"))] {
+            out.push(build::tcp(s, d, 1234, 80).payload(b"GET / HTTP/1.1\r\n".to_vec()).build().unwrap());
+            out.push(build::udp(s, d, 5353, 53).payload(vec![1, 2, 3]).build().unwrap());
+            out.push(build::sctp(s, d, 5000, 38412).payload(vec![1, 0, 0, 4]).build().unwrap());
+            out.push(build::echo_request(s, d, 77, 1).payload(b"ping".to_vec()).build().unwrap());
+        }
+        out.push(build::udp(a("10.0.0.1"), a("10.0.0.2"), 1, 2).udp_checksum(false).build().unwrap());
+        out.push(
+            build::tcp(a("10.0.0.1"), a("10.0.0.2"), 1, 2)
+                .ip_options(vec![0x94, 4, 0, 0])
+                .ethernet([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2], Some(5))
+                .build()
+                .unwrap(),
+        );
+        out
+    }
+
+    fn full(p: &IpPacket) -> Vec<u8> {
+        let mut q = p.clone();
+        let (buf, layout) = q.bytes_mut();
+        let layout = *layout;
+        fill_checksums(buf, &layout);
+        q.into_bytes()
+    }
+
+    #[test]
+    fn incremental_rewrites_equal_full_recomputation() {
+        for p in samples() {
+            let v6 = p.family() == Family::V6;
+            let rw = Rewrite {
+                src: Some(if v6 { a("2001:db8::7") } else { a("192.168.7.1") }),
+                dst: Some(if v6 { a("fd00:244::5") } else { a("10.244.1.5") }),
+                sport: Some(40000),
+                dport: if p.layout().has_ports() { Some(8080) } else { None },
+            };
+            let mut q = p.clone();
+            let (buf, layout) = q.bytes_mut();
+            let layout = *layout;
+            rewrite_nat(buf, &layout, &rw).unwrap();
+            assert!(q.checksums_valid(), "{q}");
+            assert_eq!(q.bytes(), full(&q).as_slice(), "{q}");
+            assert_eq!(q.dst(), rw.dst.unwrap());
+            if p.layout().has_ports() {
+                assert_eq!((q.sport(), q.dport()), (Some(40000), Some(8080)));
+            } else {
+                assert_eq!(q.icmp_ident(), Some(40000));
+            }
+        }
+    }
+
+    #[test]
+    fn zero_udp_checksum_stays_zero_and_zero_result_becomes_ffff() {
+        let p = build::udp(a("10.0.0.1"), a("10.0.0.2"), 1, 2).udp_checksum(false).build().unwrap();
+        let mut q = p.clone();
+        let (buf, layout) = q.bytes_mut();
+        let layout = *layout;
+        set_dst(buf, &layout, a("10.9.9.9")).unwrap();
+        assert_eq!(q.udp().unwrap().checksum(), 0);
+        // Find a source port whose full checksum is 0 (sent as 0xffff) and reach it incrementally.
+        let base = build::udp(a("10.0.0.1"), a("10.0.0.2"), 1, 2).build().unwrap();
+        let target = (0..=u16::MAX)
+            .find(|port| {
+                let c = build::udp(a("10.0.0.1"), a("10.0.0.2"), *port, 2).build().unwrap();
+                c.udp().unwrap().checksum() == 0xffff
+            })
+            .unwrap();
+        let mut q = base.clone();
+        let (buf, layout) = q.bytes_mut();
+        let layout = *layout;
+        set_sport(buf, &layout, target).unwrap();
+        assert_eq!(q.udp().unwrap().checksum(), 0xffff);
+        assert!(q.checksums_valid());
+    }
+
+    #[test]
+    fn ttl_decrement_is_incremental() {
+        for p in samples() {
+            let mut q = p.clone();
+            let (buf, layout) = q.bytes_mut();
+            let layout = *layout;
+            assert_eq!(decrement_ttl(buf, &layout), Some(63));
+            assert_eq!(q.ttl(), 63);
+            assert_eq!(q.bytes(), full(&q).as_slice());
+        }
+        let mut z = build::tcp(a("10.0.0.1"), a("10.0.0.2"), 1, 2).ttl(0).build().unwrap();
+        let before = z.clone();
+        let (buf, layout) = z.bytes_mut();
+        let layout = *layout;
+        assert_eq!(decrement_ttl(buf, &layout), None);
+        assert_eq!(z, before);
+    }
+
+    #[test]
+    fn wrong_family_and_missing_ports_are_refused() {
+        let mut p = build::echo_request(a("10.0.0.1"), a("10.0.0.2"), 1, 1).build().unwrap();
+        let (buf, layout) = p.bytes_mut();
+        let layout = *layout;
+        assert!(set_dst(buf, &layout, a("fd00::1")).is_err());
+        assert!(set_dport(buf, &layout, 80).is_err());
+        let mut r = build::raw(a("10.0.0.1"), a("10.0.0.2"), 47).build().unwrap();
+        let (buf, layout) = r.bytes_mut();
+        let layout = *layout;
+        assert!(set_sport(buf, &layout, 80).is_err());
+        assert_eq!(Link::Ip, layout.link);
     }
 }
