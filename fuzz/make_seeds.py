@@ -117,7 +117,11 @@ def main() -> None:
     pkts = packets()
     # packet: control byte (link: 0 ip, 1 ethernet, 2 guess; rewrites in the high bits), port, bytes.
     write("packet", [bytes([0xFC, 0x1F, 0x90]) + p for p in pkts[:-4]] + [bytes([0x7D, 0, 80]) + p for p in pkts[-4:]])
-    _ = (dumps, flannel_frames, cases)
+    # decap: control byte (backend in bits 0-1: vxlan, udp, host-gw, vxlan+gbp; bit 2 ethernet), u16 id.
+    frames = flannel_frames()
+    backends = [0, 0, 1, 1, 4, 4, 5]
+    write("decap", [bytes([c, 0, 7]) + f for c, f in zip(backends, frames)] + [bytes([2, 0, 1]) + pkts[0]])
+    _ = (dumps, cases)
 
 
 if __name__ == "__main__":

@@ -6,8 +6,9 @@
 //! the same layout, a rewritten packet keeps valid checksums) with `assert!`, so that a lie is
 //! a crash too.
 
+pub mod decap;
 pub mod input;
 pub mod packet;
 
 /// The fuzz targets by name, for the smoke test and `scripts/fuzz-smoke`.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[("packet", packet::run)];
+pub const TARGETS: &[(&str, fn(&[u8]))] = &[("decap", decap::run), ("packet", packet::run)];
