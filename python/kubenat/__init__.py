@@ -7,7 +7,7 @@ computed offline with a Rust core.
 from __future__ import annotations
 
 from kubenat import _core, flannel
-from kubenat._core import Packet
+from kubenat._core import Packet, Rule, Ruleset  # parser
 from kubenat.errors import (
     ConfigError,
     DecapError,
@@ -42,6 +42,8 @@ __all__ = [
     "Packet",
     "PacketError",
     "ParseError",
+    "Rule",  # parser
+    "Ruleset",  # parser
     "__version__",
     "flannel",
     "k8s",

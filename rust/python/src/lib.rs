@@ -8,6 +8,8 @@ use pyo3::prelude::*;
 mod errors;
 mod flannel;
 mod packet;
+// --- parser ---
+mod ruleset;
 
 #[pymodule(gil_used = false)]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -15,5 +17,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     errors::register(m)?;
     packet::register(m)?;
     flannel::register(m)?;
+    ruleset::register(m)?; // parser
     Ok(())
 }

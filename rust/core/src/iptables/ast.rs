@@ -3,7 +3,11 @@
 //! Values are stored in the kernel's normalised form (what `iptables-save` prints back), so
 //! that two spellings the kernel treats alike compare equal: `--or-mark 0x4000` and
 //! `--set-xmark 0x4000/0x4000` are the same [`Target::Mark`]; a `--probability` is the 31-bit
-//! fraction the kernel keeps. The order of [`Rule::matches`] is the order given in the text.
+//! fraction the kernel keeps. The order of [`Rule::matches`] is iptables-save's: the basic
+//! matches (`-s -d -i -o -p -f`) first, then the `-m` modules in the order given in the text.
+//! Tables and chains are kept in iptables-save's order too (built-in chains first, then user
+//! chains by name), and equality ignores line numbers and counters, so the form kube-proxy
+//! feeds to iptables-restore and the form iptables-save prints back compare equal.
 
 use std::net::IpAddr;
 
@@ -14,7 +18,7 @@ use crate::net::{Cidr, Family};
 pub struct Ruleset {
     /// `iptables-save` (V4) or `ip6tables-save` (V6).
     pub family: Family,
-    /// Tables in the order they appear.
+    /// Tables in iptables-save's order (mangle, security, raw, filter, nat).
     pub tables: Vec<Table>,
 }
 
@@ -33,8 +37,8 @@ pub enum TableName {
     Security,
 }
 
-/// One `*table` … `COMMIT` section.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One `*table` … `COMMIT` section. Equality ignores `line`.
+#[derive(Debug, Clone, Eq)]
 pub struct Table {
     /// Which table.
     pub name: TableName,
@@ -63,7 +67,8 @@ pub struct Counters {
 }
 
 /// A chain: `:NAME POLICY [p:b]` (built-in) or `:NAME - [p:b]` (user-defined).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Equality ignores `counters` and `line`.
+#[derive(Debug, Clone, Eq)]
 pub struct Chain {
     /// Chain name.
     pub name: String,
@@ -77,8 +82,8 @@ pub struct Chain {
     pub line: usize,
 }
 
-/// One `-A CHAIN …` rule.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One `-A CHAIN …` rule. Equality ignores `counters` and `line`.
+#[derive(Debug, Clone, Eq)]
 pub struct Rule {
     /// The matches in the order written; all must match.
     pub matches: Vec<Match>,
@@ -572,9 +577,10 @@ pub enum Target {
     Log(LogOptions),
     /// `NFLOG`
     Nflog(NflogOptions),
-    /// `NOTRACK` or `CT --notrack`
+    /// `NOTRACK` (iptables-save keeps it apart from `CT --notrack`).
     Notrack,
-    /// `CT` with other options (zone, helper); kept verbatim for rendering.
+    /// `CT` with its options in iptables-save order (`--notrack`, `--helper H`, `--zone N`,
+    /// `--timeout T`); `CT --notrack` is `Ct(vec!["--notrack"])`.
     Ct(Vec<String>),
 }
 
@@ -588,8 +594,27 @@ impl Target {
                 | Target::Connmark(_)
                 | Target::Log(_)
                 | Target::Nflog(_)
+                | Target::Notrack
                 | Target::Ct(_)
         )
+    }
+}
+
+impl PartialEq for Table {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name && self.chains == other.chains
+    }
+}
+
+impl PartialEq for Chain {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name && self.policy == other.policy && self.rules == other.rules
+    }
+}
+
+impl PartialEq for Rule {
+    fn eq(&self, other: &Self) -> bool {
+        self.matches == other.matches && self.target == other.target
     }
 }
 

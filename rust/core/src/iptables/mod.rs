@@ -15,3 +15,19 @@ pub mod result;
 
 #[cfg(test)]
 mod eval_tests;
+
+// --- parser ---
+pub mod listing;
+mod matches;
+mod names;
+mod netdb_data;
+pub mod parse;
+pub mod render;
+mod targets;
+mod tokenize;
+mod validate;
+mod values;
+
+pub use parse::{detect_family, parse, parse_family};
+#[cfg(test)]
+mod parse_tests;
