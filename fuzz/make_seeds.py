@@ -102,6 +102,26 @@ def dumps(cases: Path) -> list[bytes]:
     return [t.encode() for t in dict.fromkeys(texts)]
 
 
+def eval_seeds(cases: Path) -> list[bytes]:
+    """A dump and one packet of a flow its case traces: control, seed, u16 length, packet, dump."""
+    out: list[bytes] = []
+    for f in sorted(cases.glob("*.json")):
+        case = json.loads(f.read_text())
+        subs = [case, *(case.get("subcases") or [])]
+        for sub in subs:
+            text, flows = sub.get("iptables_save"), sub.get("flows") or []
+            if not text or not flows:
+                continue
+            for i, flow in enumerate(flows[:2]):
+                proto = (flow.get("protocol") or "tcp").lower()
+                ip = IPv6 if ":" in flow["sourceIP"] else IP
+                l4 = {"udp": UDP, "sctp": SCTP}.get(proto, TCP)(sport=40000 + i, dport=int(flow["destPort"]))
+                pkt = bytes(ip(src=flow["sourceIP"], dst=flow["destIP"]) / l4)
+                control = (i & 1) | (2 if flow["sourceIP"] == "127.0.0.1" else 0)
+                out.append(bytes([control, i]) + len(pkt).to_bytes(2, "big") + pkt + text.encode())
+    return out
+
+
 def write(target: str, seeds: list[bytes]) -> None:
     d = ROOT / target
     d.mkdir(parents=True, exist_ok=True)
@@ -121,7 +141,8 @@ def main() -> None:
     frames = flannel_frames()
     backends = [0, 0, 1, 1, 4, 4, 5]
     write("decap", [bytes([c, 0, 7]) + f for c, f in zip(backends, frames)] + [bytes([2, 0, 1]) + pkts[0]])
-    _ = (dumps, cases)
+    write("parse", dumps(cases))
+    write("eval", eval_seeds(cases))
 
 
 if __name__ == "__main__":

@@ -7,8 +7,10 @@
 //! a crash too.
 
 pub mod decap;
+pub mod eval;
 pub mod input;
 pub mod packet;
+pub mod parse;
 
 /// The fuzz targets by name, for the smoke test and `scripts/fuzz-smoke`.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[("decap", decap::run), ("packet", packet::run)];
+pub const TARGETS: &[(&str, fn(&[u8]))] = &[("decap", decap::run), ("eval", eval::run), ("packet", packet::run), ("parse", parse::run)];
