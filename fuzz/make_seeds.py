@@ -39,9 +39,13 @@ def packets() -> list[bytes]:
         IP(src="10.0.0.1", dst="10.0.0.2", options=b"\x94\x04\x00\x00") / UDP(sport=1, dport=2, chksum=0),
         v4 / SCTP(sport=3868, dport=3868, tag=0) / SCTPChunkInit(),
         v4 / ICMP(type=8, id=7, seq=1) / b"ping",
-        IP(src="10.0.0.1", dst="10.244.1.5") / ICMP(type=3, code=3) / IPerror(src="10.244.1.5", dst="10.0.0.1")
+        IP(src="10.0.0.1", dst="10.244.1.5")
+        / ICMP(type=3, code=3)
+        / IPerror(src="10.244.1.5", dst="10.0.0.1")
         / UDPerror(sport=53, dport=33000),
-        IP(src="10.0.0.1", dst="10.244.1.5") / ICMP(type=3, code=4) / IPerror(src="10.244.1.5", dst="10.0.0.1")
+        IP(src="10.0.0.1", dst="10.244.1.5")
+        / ICMP(type=3, code=4)
+        / IPerror(src="10.244.1.5", dst="10.0.0.1")
         / TCPerror(sport=80, dport=33000),
         IP(src="10.0.0.1", dst="10.0.0.2", flags="MF", id=9) / UDP(sport=1, dport=2) / (b"x" * 40),
         IP(src="10.0.0.1", dst="10.0.0.2", frag=3, id=9, proto=17) / (b"y" * 24),
@@ -50,7 +54,9 @@ def packets() -> list[bytes]:
         v6 / IPv6ExtHdrHopByHop() / IPv6ExtHdrRouting() / UDP(sport=1, dport=2),
         v6 / IPv6ExtHdrFragment(m=1, id=5) / UDP(sport=1, dport=2) / (b"z" * 16),
         v6 / ICMPv6EchoRequest(id=3, seq=4),
-        IPv6(src="fd00::a", dst="fd00::1") / ICMPv6DestUnreach(code=4) / IPv6(src="fd00::1", dst="fd00::a")
+        IPv6(src="fd00::a", dst="fd00::1")
+        / ICMPv6DestUnreach(code=4)
+        / IPv6(src="fd00::1", dst="fd00::a")
         / UDP(sport=1, dport=2),
         v6 / SCTP(sport=1, dport=2),
     ]
@@ -72,7 +78,11 @@ def flannel_frames() -> list[bytes]:
     vx = VXLAN(vni=1, flags=0x08)
     frames = [
         outer / UDP(sport=49152, dport=8472) / vx / Ether(src=MAC_A, dst=MAC_B) / inner4,
-        IPv6(src="fd00::3", dst="fd00::2") / UDP(sport=49152, dport=8472) / vx / Ether(src=MAC_A, dst=MAC_B) / inner6,
+        IPv6(src="fd00::3", dst="fd00::2")
+        / UDP(sport=49152, dport=8472)
+        / vx
+        / Ether(src=MAC_A, dst=MAC_B)
+        / inner6,
         outer / UDP(sport=8285, dport=8285) / inner4,
         outer / UDP(sport=8285, dport=8285) / inner6,
     ]
@@ -90,13 +100,16 @@ def dumps(cases: Path) -> list[bytes]:
             texts.append(case["iptables_save"])
         texts += [s["iptables_save"] for s in case.get("subcases") or [] if s.get("iptables_save")]
     texts += [
-        "*raw\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A PREROUTING -p udp --dport 53 -j NOTRACK\nCOMMIT\n",
+        "*raw\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+        "-A PREROUTING -p udp --dport 53 -j NOTRACK\nCOMMIT\n",
         "*mangle\n:PREROUTING ACCEPT [1:2]\n:FORWARD DROP [0:0]\n-A FORWARD -p tcp --tcp-flags SYN,RST SYN"
         " -j TCPMSS --clamp-mss-to-pmtu\n-A PREROUTING -j MARK --set-xmark 0x4000/0x4000\nCOMMIT\n",
         "*filter\n:INPUT DROP [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:X - [0:0]\n"
         "-A INPUT -m state --state RELATED,ESTABLISHED -j ACCEPT\n-A INPUT -p icmp --icmp-type 8 -j X\n"
-        "-A X -m recent --name ping --rcheck --seconds 60 -j DROP\n-A X -m recent --name ping --set -j ACCEPT\n"
-        "-A INPUT -s 10.0.0.0/8 -m multiport --dports 22,80:90 -j REJECT --reject-with icmp-port-unreachable\n"
+        "-A X -m recent --name ping --rcheck --seconds 60 -j DROP\n"
+        "-A X -m recent --name ping --set -j ACCEPT\n"
+        "-A INPUT -s 10.0.0.0/8 -m multiport --dports 22,80:90 -j REJECT"
+        " --reject-with icmp-port-unreachable\n"
         "COMMIT\n",
     ]
     return [t.encode() for t in dict.fromkeys(texts)]
@@ -136,11 +149,17 @@ def main() -> None:
     cases = Path(sys.argv[1]) if len(sys.argv) > 1 else CASES
     pkts = packets()
     # packet: control byte (link: 0 ip, 1 ethernet, 2 guess; rewrites in the high bits), port, bytes.
-    write("packet", [bytes([0xFC, 0x1F, 0x90]) + p for p in pkts[:-4]] + [bytes([0x7D, 0, 80]) + p for p in pkts[-4:]])
+    write(
+        "packet",
+        [bytes([0xFC, 0x1F, 0x90]) + p for p in pkts[:-4]] + [bytes([0x7D, 0, 80]) + p for p in pkts[-4:]],
+    )
     # decap: control byte (backend in bits 0-1: vxlan, udp, host-gw, vxlan+gbp; bit 2 ethernet), u16 id.
     frames = flannel_frames()
     backends = [0, 0, 1, 1, 4, 4, 5]
-    write("decap", [bytes([c, 0, 7]) + f for c, f in zip(backends, frames)] + [bytes([2, 0, 1]) + pkts[0]])
+    write(
+        "decap",
+        [bytes([c, 0, 7]) + f for c, f in zip(backends, frames, strict=False)] + [bytes([2, 0, 1]) + pkts[0]],
+    )
     write("parse", dumps(cases))
     write("eval", eval_seeds(cases))
 

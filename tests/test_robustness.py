@@ -17,11 +17,11 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from proxy_cases import config, load_cases
 
 import kubenat
 from kubenat import InternalError, KubenatError, Packet, k8s
 from kubenat.proxy import build_text
+from proxy_cases import config, load_cases
 
 CASES = load_cases()
 MANIFESTS: list[dict[str, Any]] = [o for c in CASES for o in c.objects]
@@ -44,15 +44,38 @@ json_leaf = st.one_of(
     st.integers(min_value=-(2**70), max_value=2**70),
     st.floats(allow_nan=True, allow_infinity=True),
     st.text(max_size=20),
-    st.sampled_from(["", "TCP", "UDP", "SCTP", "10.0.0.1", "fd00::1", "80", "http", "ClusterIP", "NodePort",
-                     "LoadBalancer", "ExternalName", "Local", "Cluster", "10.0.0.0/8", "-1", "65536", "None"]),
+    st.sampled_from(
+        [
+            "",
+            "TCP",
+            "UDP",
+            "SCTP",
+            "10.0.0.1",
+            "fd00::1",
+            "80",
+            "http",
+            "ClusterIP",
+            "NodePort",
+            "LoadBalancer",
+            "ExternalName",
+            "Local",
+            "Cluster",
+            "10.0.0.0/8",
+            "-1",
+            "65536",
+            "None",
+        ]
+    ),
 )
 junk = st.recursive(
     json_leaf,
     lambda inner: st.one_of(
         st.lists(inner, max_size=4),
-        st.dictionaries(st.one_of(st.text(max_size=8), st.sampled_from(["spec", "ports", "metadata", "kind"])),
-                        inner, max_size=4),
+        st.dictionaries(
+            st.one_of(st.text(max_size=8), st.sampled_from(["spec", "ports", "metadata", "kind"])),
+            inner,
+            max_size=4,
+        ),
     ),
     max_leaves=12,
 )
@@ -117,7 +140,9 @@ def test_a_rust_panic_does_not_kill_the_process() -> None:
         "    except kubenat.InternalError as e:\n"
         "        print('caught', type(e).__name__)\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("caught InternalError") == 3
 
@@ -154,10 +179,37 @@ def mutated_bytes(draw: st.DrawFn, seeds: list[bytes]) -> bytes:
 
 def exercise_packet(p: Packet) -> None:
     """Every read-only accessor and derived packet of a packet that parsed."""
-    for name in ("link", "family", "src", "dst", "protocol", "proto", "sport", "dport", "ttl", "tos", "length",
-                 "ident", "flags", "tcp_flags", "seq", "ack", "icmp_type", "icmp_code", "icmp_id", "icmp_seq",
-                 "fragment_offset", "more_fragments", "dont_fragment", "is_fragment", "src_mac", "dst_mac",
-                 "vlan", "ip_options", "payload"):
+    for name in (
+        "link",
+        "family",
+        "src",
+        "dst",
+        "protocol",
+        "proto",
+        "sport",
+        "dport",
+        "ttl",
+        "tos",
+        "length",
+        "ident",
+        "flags",
+        "tcp_flags",
+        "seq",
+        "ack",
+        "icmp_type",
+        "icmp_code",
+        "icmp_id",
+        "icmp_seq",
+        "fragment_offset",
+        "more_fragments",
+        "dont_fragment",
+        "is_fragment",
+        "src_mac",
+        "dst_mac",
+        "vlan",
+        "ip_options",
+        "payload",
+    ):
         getattr(p, name)
     p.checksums_valid()
     repr(p)
@@ -195,10 +247,22 @@ def test_junk_objects_to_the_manifest_loader(doc: Any) -> None:
     only_kubenat_errors(k8s.load, [doc] if isinstance(doc, dict) else {"kind": "List", "items": doc})
 
 
-@given(doc=junk, kind=st.sampled_from(["Service", "EndpointSlice", "Endpoints", "Node", "Pod", "List", "ServiceList"]))
+@given(
+    doc=junk,
+    kind=st.sampled_from(["Service", "EndpointSlice", "Endpoints", "Node", "Pod", "List", "ServiceList"]),
+)
 def test_junk_specs_of_every_kind(doc: Any, kind: str) -> None:
-    obj = {"apiVersion": "v1", "kind": kind, "metadata": {"name": "x", "namespace": "ns"}, "spec": doc,
-           "items": doc, "endpoints": doc, "ports": doc, "subsets": doc, "status": doc}
+    obj = {
+        "apiVersion": "v1",
+        "kind": kind,
+        "metadata": {"name": "x", "namespace": "ns"},
+        "spec": doc,
+        "items": doc,
+        "endpoints": doc,
+        "ports": doc,
+        "subsets": doc,
+        "status": doc,
+    }
     only_kubenat_errors(k8s.parse_object, obj)
 
 

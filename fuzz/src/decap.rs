@@ -22,7 +22,11 @@ const PEER_NIC: Mac = [0x02, 0, 0, 0, 0, 0x03];
 fn backend(control: u8) -> Backend {
     let vx = vxlan::Config { udp_checksum: control & 8 == 0, gbp: control & 3 == 3, ..vxlan::Config::default() };
     match control & 3 {
-        1 => Backend::Udp(udp::Config { tun_addr: Ipv4Addr::new(10, 244, 1, 0), decrement_ttl: false, ..udp::Config::default() }),
+        1 => Backend::Udp(udp::Config {
+            tun_addr: Ipv4Addr::new(10, 244, 1, 0),
+            decrement_ttl: false,
+            ..udp::Config::default()
+        }),
         2 => Backend::HostGw { mtu: 0 },
         _ => Backend::Vxlan { config: vx, mtu: 0 },
     }
@@ -44,7 +48,8 @@ fn nodes(control: u8) -> (Encapsulator, Encapsulator) {
         vtep_mac: Some(PEER_NIC),
         vtep_mac_v6: Some(PEER_NIC),
     };
-    let lease = |subnet: Cidr, public_ip: IpAddr| Lease { subnet, public_ip, vtep_mac: Some(VTEP), underlay_mac: Some(NIC) };
+    let lease =
+        |subnet: Cidr, public_ip: IpAddr| Lease { subnet, public_ip, vtep_mac: Some(VTEP), underlay_mac: Some(NIC) };
     let to_me = vec![
         lease(Cidr::any(kubenat_core::net::Family::V4), IpAddr::V4(me.ipv4.unwrap_or(Ipv4Addr::UNSPECIFIED))),
         lease(Cidr::any(kubenat_core::net::Family::V6), IpAddr::V6(me.ipv6.unwrap_or(Ipv6Addr::UNSPECIFIED))),

@@ -12,5 +12,9 @@ pub mod input;
 pub mod packet;
 pub mod parse;
 
+/// A fuzz entry function.
+pub type Target = fn(&[u8]);
+
 /// The fuzz targets by name, for the smoke test and `scripts/fuzz-smoke`.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[("decap", decap::run), ("eval", eval::run), ("packet", packet::run), ("parse", parse::run)];
+pub const TARGETS: &[(&str, Target)] =
+    &[("decap", decap::run), ("eval", eval::run), ("packet", packet::run), ("parse", parse::run)];

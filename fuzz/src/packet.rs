@@ -50,7 +50,10 @@ fn rewrite(mut p: IpPacket, control: u8, port: u16) {
     let layout = *p.layout();
     let (src, dst) = match p.family() {
         Family::V4 => (IpAddr::V4(Ipv4Addr::new(10, 244, 1, control)), IpAddr::V4(Ipv4Addr::from(u32::from(port)))),
-        Family::V6 => (IpAddr::V6(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, u16::from(control))), IpAddr::V6(Ipv6Addr::from(u128::from(port)))),
+        Family::V6 => (
+            IpAddr::V6(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, u16::from(control))),
+            IpAddr::V6(Ipv6Addr::from(u128::from(port))),
+        ),
     };
     {
         let (buf, l) = p.bytes_mut();

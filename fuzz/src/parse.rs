@@ -14,8 +14,9 @@ pub fn run(data: &[u8]) {
     let Ok(ruleset) = parse(&text) else { return };
     for counters in [false, true] {
         let saved = ruleset.save(counters);
-        let again = parse_family(&saved, ruleset.family)
-            .unwrap_or_else(|e| panic!("rendered ruleset does not parse: {e}\n--- input\n{text}\n--- rendered\n{saved}"));
+        let again = parse_family(&saved, ruleset.family).unwrap_or_else(|e| {
+            panic!("rendered ruleset does not parse: {e}\n--- input\n{text}\n--- rendered\n{saved}")
+        });
         assert!(again == ruleset, "round trip changed the ruleset\n--- input\n{text}\n--- rendered\n{saved}");
         // Rendering is a fixed point.
         assert_eq!(again.save(counters), saved);

@@ -27,8 +27,30 @@ impl Rng {
 
 /// Tokens that steer text mutations towards what the parser looks at.
 const DICT: &[&[u8]] = &[
-    b"\n", b" ", b"-A ", b"-j ", b"-g ", b":", b"*nat\n", b"*filter\n", b"COMMIT\n", b"--dport ", b"-m ", b"!", b"0",
-    b"65535", b"4294967295", b"/", b"-", b",", b"\"", b"\x00", b"\xff", b"KUBE-SVC-X", b"RETURN", b"DNAT",
+    b"\n",
+    b" ",
+    b"-A ",
+    b"-j ",
+    b"-g ",
+    b":",
+    b"*nat\n",
+    b"*filter\n",
+    b"COMMIT\n",
+    b"--dport ",
+    b"-m ",
+    b"!",
+    b"0",
+    b"65535",
+    b"4294967295",
+    b"/",
+    b"-",
+    b",",
+    b"\"",
+    b"\x00",
+    b"\xff",
+    b"KUBE-SVC-X",
+    b"RETURN",
+    b"DNAT",
 ];
 
 fn mutate(seed: &[u8], rng: &mut Rng, others: &[Vec<u8>]) -> Vec<u8> {

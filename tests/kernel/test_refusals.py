@@ -36,49 +36,92 @@ FILTER = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0
 
 CASES = [
     # Jump loops reachable from a built-in chain (the kernel: "Too many links").
-    Case("loop closed before it is reachable", NAT + ":A - [0:0]\n:B - [0:0]\n-A A -j B\n-A B -j A\n"
-         "-A PREROUTING -j A\nCOMMIT\n"),
-    Case("loop closed after it is reachable", NAT + ":A - [0:0]\n:B - [0:0]\n-A OUTPUT -j A\n-A A -j B\n"
-         "-A B -j A\nCOMMIT\n"),
+    Case(
+        "loop closed before it is reachable",
+        NAT + ":A - [0:0]\n:B - [0:0]\n-A A -j B\n-A B -j A\n-A PREROUTING -j A\nCOMMIT\n",
+    ),
+    Case(
+        "loop closed after it is reachable",
+        NAT + ":A - [0:0]\n:B - [0:0]\n-A OUTPUT -j A\n-A A -j B\n-A B -j A\nCOMMIT\n",
+    ),
     Case("chain jumping to itself", FILTER + ":A - [0:0]\n-A FORWARD -j A\n-A A -j A\nCOMMIT\n"),
     Case("goto loop", FILTER + ":A - [0:0]\n:B - [0:0]\n-A INPUT -g A\n-A A -g B\n-A B -g A\nCOMMIT\n"),
-    Case("loop through a long chain", FILTER + "".join(f":C{i} - [0:0]\n" for i in range(12))
-         + "-A INPUT -j C0\n" + "".join(f"-A C{i} -j C{i + 1}\n" for i in range(11)) + "-A C11 -j C0\nCOMMIT\n"),
-    Case("loop not reachable from a built-in chain", NAT + ":A - [0:0]\n:B - [0:0]\n-A A -j B\n-A B -j A\n"
-         "COMMIT\n", refused=False),
+    Case(
+        "loop through a long chain",
+        FILTER
+        + "".join(f":C{i} - [0:0]\n" for i in range(12))
+        + "-A INPUT -j C0\n"
+        + "".join(f"-A C{i} -j C{i + 1}\n" for i in range(11))
+        + "-A C11 -j C0\nCOMMIT\n",
+    ),
+    Case(
+        "loop not reachable from a built-in chain",
+        NAT + ":A - [0:0]\n:B - [0:0]\n-A A -j B\n-A B -j A\nCOMMIT\n",
+        refused=False,
+    ),
     Case("ip6tables loop", FILTER + ":A - [0:0]\n-A INPUT -j A\n-A A -j A\nCOMMIT\n", family="ipv6"),
     # Jumps to chains that do not exist or cannot be jumped to.
-    Case("jump to a missing chain", NAT + "-A PREROUTING -j KUBE-SERVICES\nCOMMIT\n", kernel_names_commit=True),
-    Case("goto a missing chain", FILTER + ":A - [0:0]\n-A A -g NOPE\n-A INPUT -j A\nCOMMIT\n", kernel_names_commit=True),
+    Case(
+        "jump to a missing chain", NAT + "-A PREROUTING -j KUBE-SERVICES\nCOMMIT\n", kernel_names_commit=True
+    ),
+    Case(
+        "goto a missing chain",
+        FILTER + ":A - [0:0]\n-A A -g NOPE\n-A INPUT -j A\nCOMMIT\n",
+        kernel_names_commit=True,
+    ),
     Case("jump to a built-in chain", FILTER + "-A INPUT -j OUTPUT\nCOMMIT\n"),
     # Targets in tables (and hooks) that do not allow them.
     Case("DNAT in filter", FILTER + "-A INPUT -p tcp -j DNAT --to-destination 10.0.0.1:80\nCOMMIT\n"),
     Case("DROP in nat", NAT + "-A PREROUTING -j DROP\nCOMMIT\n"),
     Case("REJECT in nat", NAT + "-A OUTPUT -j REJECT\nCOMMIT\n"),
     Case("MASQUERADE in PREROUTING", NAT + "-A PREROUTING -j MASQUERADE\nCOMMIT\n"),
-    Case("DNAT reached from POSTROUTING", NAT + ":X - [0:0]\n-A X -p tcp -j DNAT --to-destination 10.0.0.1\n"
-         "-A POSTROUTING -j X\nCOMMIT\n"),
-    Case("ip6tables DNAT in filter", FILTER + "-A INPUT -p tcp -j DNAT --to-destination [fd00::1]:80\nCOMMIT\n",
-         family="ipv6"),
+    Case(
+        "DNAT reached from POSTROUTING",
+        NAT + ":X - [0:0]\n-A X -p tcp -j DNAT --to-destination 10.0.0.1\n-A POSTROUTING -j X\nCOMMIT\n",
+    ),
+    Case(
+        "ip6tables DNAT in filter",
+        FILTER + "-A INPUT -p tcp -j DNAT --to-destination [fd00::1]:80\nCOMMIT\n",
+        family="ipv6",
+    ),
     # Invalid ranges and values.
     Case("reversed port range", FILTER + "-A INPUT -p tcp --dport 90:80 -j ACCEPT\nCOMMIT\n"),
-    Case("reversed multiport range", FILTER + "-A INPUT -p tcp -m multiport --dports 5:1 -j ACCEPT\nCOMMIT\n"),
+    Case(
+        "reversed multiport range", FILTER + "-A INPUT -p tcp -m multiport --dports 5:1 -j ACCEPT\nCOMMIT\n"
+    ),
     Case("port out of range", FILTER + "-A INPUT -p tcp --sport 65536 -j ACCEPT\nCOMMIT\n"),
     Case("prefix length out of range", FILTER + "-A INPUT -s 10.0.0.0/33 -j ACCEPT\nCOMMIT\n"),
-    Case("ip6tables prefix length out of range", FILTER + "-A INPUT -d fd00::/129 -j ACCEPT\nCOMMIT\n",
-         family="ipv6"),
-    Case("reversed DNAT port range", NAT + "-A PREROUTING -p tcp -j DNAT --to-destination 10.0.0.1:90-80\n"
-         "COMMIT\n"),
-    Case("probability above 1", FILTER + "-A INPUT -m statistic --mode random --probability 1.5 -j ACCEPT\n"
-         "COMMIT\n"),
-    Case("nth packet not below every", FILTER + "-A INPUT -m statistic --mode nth --every 2 --packet 2"
-         " -j ACCEPT\nCOMMIT\n"),
-    Case("mark wider than 32 bits", "*mangle\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -j MARK --set-xmark "
-         "0x100000000\nCOMMIT\n"),
-    Case("MASQUERADE ports without a protocol", NAT + "-A POSTROUTING -j MASQUERADE --to-ports 100-200\nCOMMIT\n"),
+    Case(
+        "ip6tables prefix length out of range",
+        FILTER + "-A INPUT -d fd00::/129 -j ACCEPT\nCOMMIT\n",
+        family="ipv6",
+    ),
+    Case(
+        "reversed DNAT port range",
+        NAT + "-A PREROUTING -p tcp -j DNAT --to-destination 10.0.0.1:90-80\nCOMMIT\n",
+    ),
+    Case(
+        "probability above 1",
+        FILTER + "-A INPUT -m statistic --mode random --probability 1.5 -j ACCEPT\nCOMMIT\n",
+    ),
+    Case(
+        "nth packet not below every",
+        FILTER + "-A INPUT -m statistic --mode nth --every 2 --packet 2 -j ACCEPT\nCOMMIT\n",
+    ),
+    Case(
+        "mark wider than 32 bits",
+        "*mangle\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -j MARK --set-xmark 0x100000000\nCOMMIT\n",
+    ),
+    Case(
+        "MASQUERADE ports without a protocol",
+        NAT + "-A POSTROUTING -j MASQUERADE --to-ports 100-200\nCOMMIT\n",
+    ),
     # The kernel takes a reversed NAT address range as it is; so does kubenat.
-    Case("reversed DNAT address range", NAT + "-A PREROUTING -p tcp -j DNAT --to-destination 10.0.0.9-10.0.0.1\n"
-         "COMMIT\n", refused=False),
+    Case(
+        "reversed DNAT address range",
+        NAT + "-A PREROUTING -p tcp -j DNAT --to-destination 10.0.0.9-10.0.0.1\nCOMMIT\n",
+        refused=False,
+    ),
 ]
 
 

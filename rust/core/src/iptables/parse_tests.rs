@@ -313,10 +313,12 @@ fn huge_lines_and_deep_nesting_are_bounded() {
 #[test]
 fn loop_refusal_names_the_rule_that_makes_it_reachable() {
     // The loop closes on line 5, but only line 7 connects it to PREROUTING.
-    let text = "*nat\n:PREROUTING ACCEPT [0:0]\n:A - [0:0]\n:B - [0:0]\n-A A -j B\n-A B -j A\n-A PREROUTING -j A\nCOMMIT\n";
+    let text =
+        "*nat\n:PREROUTING ACCEPT [0:0]\n:A - [0:0]\n:B - [0:0]\n-A A -j B\n-A B -j A\n-A PREROUTING -j A\nCOMMIT\n";
     assert_parse_err(parse(text).unwrap_err(), 7, "loop reachable from PREROUTING");
     // Reachable first, closed later: the closing jump is refused.
-    let text = "*nat\n:PREROUTING ACCEPT [0:0]\n:A - [0:0]\n:B - [0:0]\n-A PREROUTING -j A\n-A A -j B\n-A B -g A\nCOMMIT\n";
+    let text =
+        "*nat\n:PREROUTING ACCEPT [0:0]\n:A - [0:0]\n:B - [0:0]\n-A PREROUTING -j A\n-A A -j B\n-A B -g A\nCOMMIT\n";
     assert_parse_err(parse(text).unwrap_err(), 7, "loop");
     // A chain jumping to itself.
     assert_parse_err(parse("*filter\n:A - [0:0]\n-A INPUT -j A\n-A A -j A\nCOMMIT\n").unwrap_err(), 4, "loop");
@@ -324,7 +326,9 @@ fn loop_refusal_names_the_rule_that_makes_it_reachable() {
 
 #[test]
 fn jumps_to_built_in_chains_are_refused() {
-    for (table, jump) in [("filter", "-A INPUT -j OUTPUT"), ("filter", "-A X -g FORWARD"), ("nat", "-A X -j PREROUTING")] {
+    for (table, jump) in
+        [("filter", "-A INPUT -j OUTPUT"), ("filter", "-A X -g FORWARD"), ("nat", "-A X -j PREROUTING")]
+    {
         let text = format!("*{table}\n:X - [0:0]\n{jump}\nCOMMIT\n");
         assert_parse_err(parse(&text).unwrap_err(), 3, "built-in chain");
     }

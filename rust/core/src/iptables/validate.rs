@@ -147,7 +147,9 @@ pub(crate) fn validate_table(table: &Table, family: Family, text: &str) -> Resul
                 text,
                 rule,
                 name,
-                format!("jump to {name:?} makes a loop reachable from {builtin} (the kernel refuses it: Too many links)"),
+                format!(
+                    "jump to {name:?} makes a loop reachable from {builtin} (the kernel refuses it: Too many links)"
+                ),
             ));
         }
     };
@@ -159,14 +161,14 @@ pub(crate) fn validate_table(table: &Table, family: Family, text: &str) -> Resul
     let mut lines: Vec<usize> = table.chains.iter().flat_map(|c| &c.rules).map(|r| r.line).collect();
     lines.sort_unstable();
     lines.dedup();
-    let violates = |l: usize| {
-        reach(table, &index, &edges, l).ok().and_then(|hooks| hook_violation(table, &hooks, l)).is_some()
-    };
+    let violates =
+        |l: usize| reach(table, &index, &edges, l).ok().and_then(|hooks| hook_violation(table, &hooks, l)).is_some();
     let at = lines.get(lines.partition_point(|&l| !violates(l))).copied().unwrap_or(usize::MAX);
     let found = reach(table, &index, &edges, at).ok().and_then(|h| hook_violation(table, &h, at));
     let Some((target_rule, bad)) = found.or_else(|| hook_violation(table, &hooks, usize::MAX)) else { return Ok(()) };
     let word = target_word(&target_rule.target);
-    let message = format!("target {word} is not allowed in {bad} of the {tname} table (the kernel refuses it: Invalid argument)");
+    let message =
+        format!("target {word} is not allowed in {bad} of the {tname} table (the kernel refuses it: Invalid argument)");
     match table.chains.iter().flat_map(|c| &c.rules).find(|r| r.line == at && r.line != target_rule.line) {
         Some(jump) => {
             let name = target_word(&jump.target);
@@ -178,7 +180,11 @@ pub(crate) fn validate_table(table: &Table, family: Family, text: &str) -> Resul
 
 /// The first rule (of lines up to `max_line`) whose target is reached from a hook that does not
 /// allow it, and that hook.
-fn hook_violation<'t>(table: &'t Table, hooks: &[Vec<&'static str>], max_line: usize) -> Option<(&'t Rule, &'static str)> {
+fn hook_violation<'t>(
+    table: &'t Table,
+    hooks: &[Vec<&'static str>],
+    max_line: usize,
+) -> Option<(&'t Rule, &'static str)> {
     for (ci, chain) in table.chains.iter().enumerate() {
         for rule in chain.rules.iter().filter(|r| r.line <= max_line) {
             let Some(allowed) = allowed_hooks(&rule.target) else { continue };
