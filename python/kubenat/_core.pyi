@@ -166,6 +166,9 @@ class Packet:
     def payload(self) -> bytes:
         """Transport payload (after the TCP/UDP/SCTP/ICMP header)."""
     @property
+    def quoted(self) -> tuple[str, str, int, int | None, int | None] | None:
+        """The packet an ICMP error quotes: ``(src, dst, protocol, sport, dport)``, else None."""
+    @property
     def src_mac(self) -> str | None: ...
     @property
     def dst_mac(self) -> str | None: ...
@@ -186,6 +189,10 @@ class Packet:
         """A copy with NAT applied, checksums updated incrementally (RFC 1624)."""
     def decrement_ttl(self) -> Packet | None:
         """A copy with TTL/hop limit minus one, or None when it was 0."""
+    def with_ethernet(
+        self, *, src: str = "02:00:00:00:00:01", dst: str = "02:00:00:00:00:02", vlan: int | None = None
+    ) -> Packet:
+        """The same IP packet behind an Ethernet header (802.1Q-tagged when ``vlan`` is given)."""
     def to_ip(self) -> Packet:
         """The bare IP packet (Ethernet header and padding dropped)."""
     def __eq__(self, value: object, /) -> bool: ...

@@ -14,7 +14,7 @@ from kubenat._core import Packet
 def _scapy() -> Any:
     try:
         import scapy.all as scapy_all
-    except ImportError as e:  # pragma: no cover - exercised only without the extra
+    except ImportError as e:
         raise ImportError("scapy interop needs scapy: pip install 'kubenat[scapy]'") from e
     return scapy_all
 
