@@ -91,10 +91,7 @@ fn statistic_probability_is_the_kernel_fraction() {
         saved("nat", "-A X -m statistic --mode nth --every 3 --packet 1 -g Y"),
         "-A X -m statistic --mode nth --every 3 --packet 1 -g Y"
     );
-    assert_eq!(
-        saved("nat", "-A X -m statistic --mode nth --every 2 -j Y"),
-        "-A X -m statistic --mode nth --every 2 --packet 0 -j Y"
-    );
+    assert_parse_err(err("nat", "-A X -m statistic --mode nth --every 2 -j Y"), 4, "requires \"--packet\"");
 }
 
 #[test]

@@ -156,6 +156,11 @@ pub(crate) fn validate_table(table: &Table, family: Family, text: &str) -> Resul
             }
         }
     }
+    for chain in &table.chains {
+        for rule in &chain.rules {
+            check_addrtype_hooks(text, chain.name.as_str(), rule)?;
+        }
+    }
     for (ci, chain) in table.chains.iter().enumerate() {
         for rule in &chain.rules {
             let Some(allowed) = allowed_hooks(&rule.target) else { continue };
@@ -166,6 +171,28 @@ pub(crate) fn validate_table(table: &Table, family: Family, text: &str) -> Resul
                     rule,
                     word,
                     format!("target {word} is not allowed in {bad} of the {tname} table (the kernel refuses it: Invalid argument)"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `addrtype --limit-iface-in` cannot be used in OUTPUT/POSTROUTING, `--limit-iface-out` not in
+/// PREROUTING/INPUT (checked by the kernel for rules in those built-in chains).
+fn check_addrtype_hooks(text: &str, chain: &str, rule: &Rule) -> Result<()> {
+    for m in &rule.matches {
+        if let super::ast::Match::AddrType { limit_iface_in, limit_iface_out, .. } = m {
+            let bad = (*limit_iface_in && matches!(chain, "OUTPUT" | "POSTROUTING"))
+                || (*limit_iface_out && matches!(chain, "PREROUTING" | "INPUT"));
+            if bad {
+                let line = line_text(text, rule.line);
+                let column = line.find("--limit-iface").map_or(1, |p| line[..p].chars().count() + 1);
+                return Err(Error::parse(
+                    rule.line,
+                    column,
+                    line,
+                    format!("addrtype: this interface limitation cannot be used in {chain} (the kernel refuses it: Invalid argument)"),
                 ));
             }
         }
