@@ -215,6 +215,7 @@ def test_unknown_kinds_are_kept_and_unknown_fields_ignored() -> None:
 
 
 def _svc(spec: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    spec = {"ports": [{"port": 80}], **spec}
     return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"}, "spec": spec, **extra}
 
 
@@ -270,6 +271,10 @@ ERRORS = [
         "0 is not between 1 and 86400",
     ),
     (_svc({"ports": "80"}), "Service default/web: spec.ports: expected a list, got str"),
+    (
+        _svc({"ports": []}),
+        "Service default/web: spec.ports: required unless the service is headless or of type ExternalName",
+    ),
     (
         _svc({"type": "ExternalName"}),
         "Service default/web: spec.externalName: required when type is 'ExternalName'",

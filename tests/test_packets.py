@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import pickle
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
+import scapy.all as scapy
 
 import kubenat
 from kubenat import Packet, PacketError
 
-scapy = pytest.importorskip("scapy.all")
 IP, IPv6, TCP, UDP, ICMP, Ether = scapy.IP, scapy.IPv6, scapy.TCP, scapy.UDP, scapy.ICMP, scapy.Ether
 
 
@@ -104,3 +107,54 @@ def test_nat_and_ttl_helpers_keep_checksums_valid() -> None:
     d = n.decrement_ttl()
     assert d is not None and d.ttl == 63 and d.checksums_valid()
     assert Packet.tcp(src="10.0.0.1", dst="10.0.0.2", sport=1, dport=2, ttl=0).decrement_ttl() is None
+
+
+def test_ethernet_framing_and_padding() -> None:
+    p = Packet.udp(src="10.0.0.1", dst="10.0.0.2", sport=1, dport=2)
+    e = p.with_ethernet(src="aa:bb:cc:00:00:01", vlan=100)
+    assert (e.link, e.src_mac, e.dst_mac, e.vlan) == (
+        "ethernet",
+        "aa:bb:cc:00:00:01",
+        "02:00:00:00:00:02",
+        100,
+    )
+    assert bytes(e.to_scapy()) == bytes(
+        Ether(src="aa:bb:cc:00:00:01", dst="02:00:00:00:00:02") / scapy.Dot1Q(vlan=100) / IP(bytes(p))
+    )
+    padded = bytes(e) + b"\x00" * 18
+    q = Packet.from_bytes(padded)
+    assert q.link == "ethernet" and q.to_ip() == p and bytes(q) == padded
+    with pytest.raises(kubenat.InvalidArgument):
+        p.with_ethernet(src="nope")
+    with pytest.raises(kubenat.InvalidArgument):
+        p.with_ethernet(vlan=4096)
+
+
+def test_unknown_ethertype_and_short_frames() -> None:
+    frame = bytes(Ether(dst="02:00:00:00:00:02", type=0x0806) / (b"\x00" * 28))
+    with pytest.raises(PacketError) as info:
+        Packet.from_bytes(frame, link="ethernet")
+    assert (info.value.layer, info.value.field, info.value.offset) == ("ethernet", "ethertype", 12)
+    with pytest.raises(PacketError) as info:
+        Packet.from_bytes(b"\x02" * 10, link="ethernet")
+    assert (info.value.field, info.value.offset) == ("src", 6)
+
+
+def test_packet_works_without_scapy() -> None:
+    """scapy is an optional extra: kubenat.Packet must not need it until interop is asked for."""
+    code = """
+import sys
+sys.modules["scapy"] = None  # make any import of scapy fail
+import kubenat
+p = kubenat.Packet.tcp(src="10.0.0.1", dst="10.0.0.2", sport=1, dport=2)
+assert kubenat.Packet.from_bytes(bytes(p)) == p
+try:
+    p.to_scapy()
+except ImportError as e:
+    assert "kubenat[scapy]" in str(e)
+else:
+    raise AssertionError("to_scapy worked without scapy")
+"""
+    python_dir = Path(kubenat.__file__).parent.parent
+    env = {"PYTHONPATH": str(python_dir), "PATH": "/usr/bin:/bin"}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=60)

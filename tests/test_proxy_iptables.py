@@ -349,3 +349,23 @@ def test_random_services_build_consistent_rules(
         assert re.fullmatch(r"0\.\d{10}", p)
     if hasattr(kubenat, "Ruleset"):
         kubenat.Ruleset.parse(text)
+
+
+def test_write_order_is_kube_proxys_buffer_order() -> None:
+    case = next(c for c in WITH_DUMP if c.id == "v128_TestLoadBalancer")
+    text = build_text(case.objects, config=config(case.harness), restore_payload=True, order="write")
+    assert sorted(text.splitlines()) == sorted(case.expected.splitlines())  # same lines
+    filt = text.split("*nat", 1)[0].splitlines()
+    assert filt[1:6] == [
+        ":KUBE-SERVICES - [0:0]",
+        ":KUBE-EXTERNAL-SERVICES - [0:0]",
+        ":KUBE-FORWARD - [0:0]",
+        ":KUBE-NODEPORTS - [0:0]",
+        ":KUBE-PROXY-FIREWALL - [0:0]",
+    ]
+    nat = text.split("*nat\n", 1)[1].splitlines()
+    assert nat[4].startswith("-A KUBE-POSTROUTING -m mark") or nat[4].startswith(":KUBE-")
+    rules = [line for line in nat if line.startswith("-A ")]
+    assert rules[0].startswith("-A KUBE-POSTROUTING") and "must be the last rule" in rules[-1]
+    with pytest.raises(kubenat.InvalidArgument):
+        build_text(case.objects, restore_payload=True, order="random")

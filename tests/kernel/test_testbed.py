@@ -232,3 +232,27 @@ def test_ruleset_rejected_by_kernel(bed: Testbed) -> None:
 def test_save_shows_loaded_rules(bed: Testbed) -> None:
     saved = bed.save(table="nat")
     assert "-A KUBE-MARK-MASQ -j MARK --set-xmark 0x4000/0x4000" in saved
+
+
+def test_load_accepts_a_ruleset(bed: Testbed) -> None:
+    import kubenat
+
+    ruleset = kubenat.Ruleset.parse(NAT_RULES)
+    bed.load(ruleset)
+    obs = bed.inject(build_packet("tcp", "10.0.0.5", "10.96.0.10", 40100, 80))
+    assert (obs.dst, obs.dport) == ("10.244.2.7", 8080)
+
+
+def test_reject_seen_even_when_output_drops_the_answer() -> None:
+    rules = NAT_RULES.replace(":OUTPUT ACCEPT [0:0]\n-A FORWARD", ":OUTPUT DROP [0:0]\n-A FORWARD")
+    assert ":OUTPUT DROP" in rules
+    with Testbed() as tb:
+        tb.load(rules)
+        rst, unreach = tb.inject_batch(
+            [
+                build_packet("tcp", "10.0.0.5", "10.96.0.20", 40005, 80),
+                build_packet("udp", "10.0.0.5", "10.96.0.21", 40006, 53),
+            ]
+        )
+    assert (rst.verdict, rst.reject_with) == ("REJECT", "tcp-reset")
+    assert (unreach.verdict, unreach.reject_with) == ("REJECT", "icmp-port-unreachable")

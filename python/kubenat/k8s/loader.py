@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, TextIO, Union
+from typing import Any, ClassVar, TextIO
 
 import yaml
 
@@ -45,7 +45,7 @@ class OtherObject:
         return f"{self.kind} {self.namespace}/{self.name}" if self.namespace else f"{self.kind} {self.name}"
 
 
-KubeObject = Union[Service, EndpointSlice, Endpoints, Node, Pod, OtherObject]  # noqa: UP007 (3.10 alias)
+KubeObject = Service | EndpointSlice | Endpoints | Node | Pod | OtherObject
 
 _PARSERS: dict[str, Callable[[Any], KubeObject]] = {
     "Service": parse_service,

@@ -169,6 +169,8 @@ def parse_service(data: Any) -> Service:
             )
         seen[key] = i
 
+    if not ports and cluster_ip != "None" and service_type != "ExternalName":
+        spec.fail("ports", "required unless the service is headless or of type ExternalName")
     external_name = spec.string("externalName", "")
     if service_type == "ExternalName" and not external_name:
         spec.fail("externalName", "required when type is 'ExternalName'")

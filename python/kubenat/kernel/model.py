@@ -52,7 +52,7 @@ class Model:
 
         if not evaluator_available():
             raise KernelError("this build of kubenat has no evaluator (kubenat.Netfilter)")
-        ruleset = rules if hasattr(rules, "save") else kubenat.Ruleset.parse(str(rules))  # type: ignore[attr-defined]
+        ruleset = rules if hasattr(rules, "save") else kubenat.Ruleset.parse(str(rules))
         self.testbed = testbed
         self.netfilter = kubenat.Netfilter(  # type: ignore[attr-defined]
             ruleset,

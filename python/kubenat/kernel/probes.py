@@ -81,7 +81,8 @@ def classify_round(
     by_invariant: dict[tuple[object, ...], list[tuple[Captured, _wire.Parsed]]] = {}
     responses = []
     for item, packet in parsed:
-        by_invariant.setdefault(packet.invariant(), []).append((item, packet))
+        if item.where != "nflog":  # copies of answers the node sent, never the probe itself
+            by_invariant.setdefault(packet.invariant(), []).append((item, packet))
         if packet.is_icmp_error or packet.is_rst:
             responses.append((item, packet))
     by_tuple = {entry.original: entry for entry in entries}

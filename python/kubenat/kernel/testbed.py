@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import os
 import re
 import secrets
 import signal
@@ -49,9 +50,24 @@ table inet kn_observe {
     }
 }
 """
+NFLOG_GROUP = 7
+_RESPONSES = """
+table inet kn_responses {
+    chain out {
+        type filter hook output priority -400; policy accept;
+        icmp type destination-unreachable log group 7;
+        icmpv6 type destination-unreachable log group 7;
+        tcp flags & rst == rst log group 7;
+    }
+}
+"""
+"""Every ICMP error and RST the node sends is copied to nfnetlink_log before the node's own
+OUTPUT rules can drop it: a REJECT is seen even when the rules then drop its answer."""
 _QUIET = """
 table inet kn_quiet {
-    chain pre { type filter hook prerouting priority -500; policy drop; }
+    chain pre {
+        type filter hook prerouting priority -500; policy drop;
+    }
 }
 """
 ROUND_LIMIT = 4000
@@ -91,13 +107,14 @@ class Testbed:
         routes: Mapping[str, str] | None = None,
         node_interfaces: Sequence[str] | None = None,
         addresses: Mapping[str, Sequence[str]] | None = None,
-        settle: float = 0.05,
+        settle: float = 0.02,
         tag: str | None = None,
     ) -> None:
         """``sinks``: how many sink namespaces (1 to 8). ``routes``: prefix → ``"client"`` or a sink
         role (``"sink"``, ``"sink1"``...), added to the node's routing table. ``node_interfaces``:
         the node's interface names, client link first (default ``eth0``, ``eth1``, ...).
-        ``addresses``: extra addresses (CIDR) per node interface (``"lo"`` allowed). ``settle``:
+        ``addresses``: extra addresses (CIDR) per node interface (``"lo"`` allowed); they add no
+        route for their subnet. ``settle``:
         how long the capture waits for silence after a batch."""
         if not 1 <= sinks <= 8:
             raise InvalidArgument(f"sinks must be between 1 and 8, not {sinks}", what="sinks")
@@ -278,7 +295,9 @@ class Testbed:
             _netns.run(["nft", "-f", "-"], netns=lnk.netns, input=_QUIET.encode())
         for iface, addrs in self._addresses.items():
             for addr in addrs:
-                batch.append(f"address add {addr} dev {iface}" + (" nodad" if ":" in addr else ""))
+                # No prefix route: where traffic goes is decided by `routes` alone (default: the sink).
+                flags = " noprefixroute" + (" nodad" if ":" in addr else "")
+                batch.append(f"address add {addr} dev {iface}{flags}")
         _netns.run(["ip", "-n", node, "-batch", "-"], input="\n".join(batch).encode())
         macs = {lnk.role: self._mac(lnk.netns, lnk.peer_if) for lnk in self.links}
         routes = []
@@ -293,6 +312,7 @@ class Testbed:
             routes.append(f"route add {prefix} via {gateway} dev {via.node_if}")
         _netns.run(["ip", "-n", node, "-batch", "-"], input="\n".join(routes).encode())
         _netns.run(["nft", "-f", "-"], netns=node, input=_OBSERVE.encode())
+        _netns.run(["nft", "-f", "-"], netns=node, input=_RESPONSES.encode())
         client = self.link("client")
         self._injector = Injector(
             client.netns,
@@ -305,6 +325,7 @@ class Testbed:
         for lnk in self.links:
             self._capture.add_link(lnk.role, lnk.netns, lnk.peer_if)
         self._capture.add_local(node, ipv6=True)
+        self._capture.add_nflog(node, NFLOG_GROUP)
 
     @staticmethod
     def _mac(netns: str, iface: str) -> str:
@@ -328,9 +349,8 @@ class Testbed:
         Only the tables present in the text are replaced."""
         text = ruleset.save() if hasattr(ruleset, "save") else str(ruleset)
         if family is None:
-            family = int(getattr(ruleset, "family", 4) or 4) if not isinstance(ruleset, str) else 4
-            if str(getattr(ruleset, "family", "")).lower() in ("ipv6", "inet6", "6", "family.ipv6"):
-                family = 6
+            declared = "" if isinstance(ruleset, str) else str(getattr(ruleset, "family", "")).lower()
+            family = 6 if declared in ("ipv6", "inet6", "6") else 4
         for name in sorted(set(re.findall(r"--nfacct-name\s+(\S+)", text))):
             done = _netns.run(["nfacct", "add", name.strip("\"'")], netns=self.node, check=False)
             if done.returncode != 0 and b"exist" not in done.stderr.lower():
@@ -354,13 +374,25 @@ class Testbed:
         args = ["ip6tables" if family == 6 else "iptables", "-t", table, "-L"] + (["-n"] if numeric else [])
         return self.run("node", args)
 
-    def conntrack(self) -> list[ConntrackEntry]:
-        """The node's conntrack table (IPv4 and IPv6)."""
+    def conntrack(self, families: Iterable[int] = (4, 6)) -> list[ConntrackEntry]:
+        """The node's conntrack table (IPv4 and IPv6 by default)."""
         entries = []
-        for family in ("ipv4", "ipv6"):
+        for family in (f"ipv{f}" for f in sorted(set(families))):
             out = _netns.run(["conntrack", "-L", "-f", family], netns=self.node).stdout.decode()
             entries += parse_conntrack(out)
         return entries
+
+    def clear_recent(self) -> None:
+        """Empty every ``-m recent`` list in the node (they outlive conntrack flushes)."""
+
+        def clear() -> None:
+            directory = "/proc/thread-self/net/xt_recent"  # /proc/net is the main thread's
+            if os.path.isdir(directory):
+                for name in os.listdir(directory):
+                    with open(os.path.join(directory, name), "w") as handle:
+                        handle.write("/\n")
+
+        _netns.call_in(self.node, clear)
 
     def flush_conntrack(self) -> None:
         """Forget every connection in the node."""
@@ -412,7 +444,7 @@ class Testbed:
         tagged = [_wire.retag(ip, index + 1) for index, ip in enumerate(ips)]
         errors = self._injector.send(tagged, path)
         captured = self._capture.drain(quiet=self.settle, limit=2.0 + len(ips) * 0.001)
-        entries = self.conntrack()
+        entries = self.conntrack({ip[0] >> 4 for ip in ips})
         return classify_round(tagged, errors, captured, entries, self)
 
     def distribution(

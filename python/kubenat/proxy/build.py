@@ -38,6 +38,7 @@ def build_text(
     config: Any = None,
     *,
     restore_payload: bool = False,
+    order: str = "canonical",
     proxy_ports: Mapping[str, int] | None = None,
     seed: int = 0,
     previous_chains: Iterable[str] = (),
@@ -54,6 +55,9 @@ def build_text(
     chains, the jump rules kube-proxy ensures, the canary chains) that loads into an empty kernel.
     userspace mode: the 1.1-era proxier's nat rules; ``proxy_ports`` maps ``ns/name:port`` (or
     ``name``) to the local proxy port, other ports are allocated deterministically from ``seed``.
+    ``order="write"`` keeps the restore payload in the order kube-proxy writes it (top-level
+    chains first, rules as generated, services by namespace/name where kube-proxy's map order is
+    random) instead of kube-proxy's canonical test order.
     ``previous_chains`` (iptables mode) names the nat chains left by the previous sync: stale
     service chains are flushed and deleted with ``-X`` as kube-proxy does.
     """
@@ -64,14 +68,16 @@ def build_text(
     cluster = objects if isinstance(objects, Cluster) else load(objects)
     cfg = make_config(config, **options)
     if mode == "userspace":
-        from kubenat.proxy import userspace
+        from kubenat.proxy.userspace import build_text as userspace_text
 
-        return userspace.build_text(cluster, cfg, proxy_ports=proxy_ports or {}, seed=seed)
+        return userspace_text(cluster, cfg, proxy_ports=proxy_ports or {}, seed=seed)
     from kubenat.proxy import full, iptables
 
     tables = iptables.restore_tables(cluster, cfg, previous_chains)
+    if order not in ("canonical", "write"):
+        raise InvalidArgument(f"order: {order!r} is not canonical or write", what="order", reason="unknown")
     if restore_payload:
-        return "".join(t.text() for t in canonical_order(tables))
+        return "".join(t.text() for t in (canonical_order(tables) if order == "canonical" else tables))
     return full.complete_text(tables)
 
 

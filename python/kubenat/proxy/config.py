@@ -169,7 +169,8 @@ class ProxyConfig:
 
         def typed(where: str, value: Any, kind: type) -> Any:
             if (kind is int and isinstance(value, bool)) or not isinstance(value, kind):
-                raise _config_error(source, where, f"{value!r} is not a {kind.__name__}")
+                noun = {int: "an integer", bool: "a boolean", str: "a string"}.get(kind, kind.__name__)
+                raise _config_error(source, where, f"{value!r} is not {noun}")
             return value
 
         if data.get("hostnameOverride"):
@@ -268,10 +269,14 @@ class ProxyConfig:
         cidrs = self.family_node_port_cidrs()
         if cidrs is None:
             return True
-        return any(ipaddress.ip_address("127.0.0.1") in c for c in cidrs)
+        loopback = ipaddress.ip_address("127.0.0.1")
+        return any(c.network_address.is_loopback or loopback in c for c in cidrs)
 
     def family_node_port_cidrs(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network] | None:
-        """nodePortAddresses of this family as networks; None means "all addresses"."""
+        """nodePortAddresses of this family as networks; None means "all addresses".
+
+        As ``NewNodePortAddresses``: no CIDR of this family, or a zero CIDR, matches everything.
+        """
         cidrs: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
         for text in self.node_port_addresses:
             if text == "primary":
@@ -282,7 +287,7 @@ class ProxyConfig:
                 )
             elif self.family_ok(text):
                 cidrs.append(ipaddress.ip_network(text))
-        if not self.node_port_addresses:
+        if not cidrs or any(c.prefixlen == 0 for c in cidrs):
             return None
         return cidrs
 

@@ -396,6 +396,18 @@ impl PyPacket {
         PyBytes::new(py, self.inner.payload())
     }
 
+    /// The packet an ICMP/ICMPv6 error quotes, as `(src, dst, protocol, sport, dport)`
+    /// (`sport` is the identifier of a quoted ICMP query; ports the quote cuts off are None),
+    /// or None when this is not an ICMP error. Raises `PacketError` for a malformed quote.
+    #[getter]
+    #[allow(clippy::type_complexity)]
+    fn quoted(&self) -> PyResult<Option<(String, String, u8, Option<u16>, Option<u16>)>> {
+        let Some(q) = self.inner.quoted().py()? else { return Ok(None) };
+        let b = self.inner.bytes();
+        let sport = q.sport(b).or_else(|| q.icmp_ident(b));
+        Ok(Some((q.src.to_string(), q.dst.to_string(), q.protocol, sport, q.dport(b))))
+    }
+
     /// Source MAC for Ethernet frames, else None.
     #[getter]
     fn src_mac(&self) -> Option<String> {
@@ -459,6 +471,17 @@ impl PyPacket {
         let layout = *layout;
         nat::decrement_ttl(buf, &layout)?;
         Some(PyPacket { inner: p })
+    }
+
+    /// The same IP packet behind an Ethernet header (optionally 802.1Q-tagged with `vlan`).
+    #[pyo3(signature = (*, src = "02:00:00:00:00:01", dst = "02:00:00:00:00:02", vlan = None))]
+    fn with_ethernet(&self, src: &str, dst: &str, vlan: Option<u16>) -> PyResult<PyPacket> {
+        let s = ethernet::parse_mac(src).py()?;
+        let d = ethernet::parse_mac(dst).py()?;
+        if vlan.is_some_and(|v| v > 0x0fff) {
+            return Err(Error::invalid("vlan", "a VLAN ID is at most 4095")).py();
+        }
+        Ok(PyPacket { inner: self.inner.with_ethernet(s, d, vlan) })
     }
 
     /// The bare IP packet (Ethernet header and padding dropped).

@@ -53,7 +53,8 @@ impl<T: AsRef<[u8]>> Packet<T> {
     ///
     /// # Errors
     /// [`Error::Packet`] for a truncated header, a version other than 6, or a payload length
-    /// past the buffer. A zero payload length (jumbogram) is refused as unsupported.
+    /// past the buffer. Jumbograms (payload length 0) are not supported: their hop-by-hop
+    /// header then lies outside the payload and the dissector reports it truncated.
     pub fn check_len(&self) -> Result<()> {
         let b = self.buffer.as_ref();
         if b.is_empty() {
