@@ -528,3 +528,52 @@ def test_bad_constructor_arguments() -> None:
     a, _ = pair("vxlan")
     with pytest.raises(kubenat.InvalidArgument):
         a.encap(tcp4(), link="ppp")
+
+
+# ------------------------------------------------------------------ scapy helpers
+
+
+@given(ipv4_packets, st.booleans(), st.integers(0, 65535))
+def test_scapy_helper_builds_kubenats_vxlan_bytes(packet: bytes, csum: bool, ip_id: int) -> None:
+    from kubenat.packets import flannel_vxlan
+
+    a, _ = pair("vxlan", udp_checksum=csum)
+    ours = a.encap(packet, ip_id=ip_id)
+    sport = struct.unpack("!H", ours[34:36])[0]
+    theirs = flannel_vxlan(
+        packet,
+        outer_src="192.168.50.1",
+        outer_dst="192.168.50.2",
+        vtep_src=A_VTEP,
+        vtep_dst=B_VTEP,
+        src_mac=A_NIC,
+        dst_mac=B_NIC,
+        sport=sport,
+        udp_checksum=csum,
+        ip_id=ip_id,
+    )
+    assert bytes(theirs) == ours
+
+
+def test_scapy_helper_builds_kubenats_udp_bytes() -> None:
+    from kubenat.packets import bind_flannel_layers, flannel_udp
+
+    a, _ = pair("udp")
+    inner = tcp4()
+    ours = a.encap(inner)
+    aged = _core.flannel_decrement_ttl(inner)
+    assert aged is not None
+    theirs = flannel_udp(
+        aged, outer_src="192.168.50.1", outer_dst="192.168.50.2", src_mac=A_NIC, dst_mac=B_NIC
+    )
+    assert bytes(theirs) == ours
+    bind_flannel_layers()
+    assert Ether(ours)[UDP].payload.haslayer(TCP)
+
+
+def test_flannel_rules_parse_as_a_ruleset() -> None:
+    o, _ = pair("vxlan")
+    text = o.iptables_save()
+    saved = o.ruleset().save()
+    rules = sorted(line for line in text.splitlines() if line.startswith("-A"))
+    assert sorted(line for line in saved.splitlines() if line.startswith("-A")) == rules

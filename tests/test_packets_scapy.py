@@ -6,6 +6,7 @@ from __future__ import annotations
 from ipaddress import ip_address
 from typing import Any
 
+import pytest
 import scapy.all as s
 from hypothesis import assume, given
 from hypothesis import strategies as st
@@ -339,6 +340,43 @@ def test_icmp_error_with_quoted_packet_parses() -> None:
     p = Packet.from_bytes(bytes(sp))
     assert (p.icmp_type, p.icmp_code, p.icmp_id, p.sport) == (3, 3, None, None)
     assert p.checksums_valid()
+    assert p.quoted == ("10.0.0.1", "10.96.0.10", 17, 5353, 53)
+    assert Packet.icmp(src="10.0.0.1", dst="10.0.0.2").quoted is None
+
+
+def transport_offset(pkt: Any) -> int:
+    """Offset of the first layer after the IP header and its IPv6 extension headers."""
+    layer = pkt.payload
+    while type(layer).__name__.startswith("IPv6ExtHdr"):
+        layer = layer.payload
+    return len(bytes(pkt)) - len(bytes(layer))
+
+
+@given(scapy_packets(), st.integers(8, 60))
+def test_icmp_errors_quote_what_scapy_quotes(inner: Any, cut: int) -> None:
+    assume(hbh_first(inner) and not inner.haslayer(s.IPv6ExtHdrFragment))
+    p_inner = Packet.from_bytes(bytes(inner))
+    quote = bytes(inner)[: (40 if p_inner.family == 6 else len(p_inner.ip_options) + 20) + cut]
+    if p_inner.family == 4:
+        outer = s.IP(src="192.168.0.1", dst=p_inner.src) / s.ICMP(type=3, code=1) / s.Raw(quote)
+    else:
+        outer = s.IPv6(src="fd00::99", dst=p_inner.src) / s.ICMPv6DestUnreach() / s.Raw(quote)
+    p = Packet.from_bytes(bytes(outer))
+    assert p.checksums_valid()
+    if len(quote) < transport_offset(inner):
+        with pytest.raises(PacketError):
+            _ = p.quoted
+        return
+    q = p.quoted
+    assert q is not None
+    assert (ip_address(q[0]), ip_address(q[1])) == (ip_address(p_inner.src), ip_address(p_inner.dst))
+    assert q[2] == p_inner.protocol
+    if p_inner.sport is not None and q[3] is not None:
+        assert q[3] == p_inner.sport
+    if q[4] is not None:
+        assert q[4] == p_inner.dport
+    if p_inner.icmp_id is not None and q[3] is not None:
+        assert q[3] == p_inner.icmp_id
 
 
 def test_non_first_fragment_has_no_ports() -> None:

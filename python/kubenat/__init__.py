@@ -28,22 +28,31 @@ __version__: str = _core.__version__
 # --- proxy ---
 from kubenat import k8s, proxy
 
+# --- evaluator ---
+from kubenat._core import Connection, Flow, Netfilter, Outcome, Result, TraceStep
+
 __all__ = [
     "ConfigError",
+    "Connection",  # evaluator
     "DecapError",
     "EvalError",
+    "Flow",  # evaluator
     "InternalError",
     "InvalidArgument",
     "KernelError",
     "KubenatError",
     "LimitError",
     "ManifestError",
+    "Netfilter",  # evaluator
+    "Outcome",  # evaluator
     "Overlay",
     "Packet",
     "PacketError",
     "ParseError",
+    "Result",  # evaluator
     "Rule",  # parser
     "Ruleset",  # parser
+    "TraceStep",  # evaluator
     "__version__",
     "flannel",
     "k8s",

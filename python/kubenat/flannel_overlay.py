@@ -211,7 +211,8 @@ class Overlay:
     # ------------------------------------------------------------ iptables
 
     def iptables_save(self, family: int = 4) -> str:
-        """FLANNEL-POSTRTG (nat, with ``--ip-masq``) and FLANNEL-FWD (filter) as iptables-save text."""
+        """FLANNEL-FWD (filter) and FLANNEL-POSTRTG (nat, with ``--ip-masq``) as iptables-save text,
+        tables in the order iptables-save prints them."""
         cluster: Any
         pod: Any
         if family == 4:
@@ -227,7 +228,18 @@ class Overlay:
         masq = 'flanneld masq"'
         c, p = str(cluster), str(pod)
         rf = " --random-fully" if self.random_fully else ""
-        lines = []
+        fwd = 'flanneld forward"'
+        lines = [
+            "*filter",
+            ":INPUT ACCEPT [0:0]",
+            ":FORWARD ACCEPT [0:0]",
+            ":OUTPUT ACCEPT [0:0]",
+            ":FLANNEL-FWD - [0:0]",
+            f'-A FORWARD -m comment --comment "{fwd} -j FLANNEL-FWD',
+            f'-A FLANNEL-FWD -s {c} -m comment --comment "{fwd} -j ACCEPT',
+            f'-A FLANNEL-FWD -d {c} -m comment --comment "{fwd} -j ACCEPT',
+            "COMMIT",
+        ]
         if self.ip_masq:
             lines += [
                 "*nat",
@@ -245,18 +257,6 @@ class Overlay:
                 f'-A FLANNEL-POSTRTG ! -s {c} -d {c} -m comment --comment "{masq} -j MASQUERADE{rf}',
                 "COMMIT",
             ]
-        fwd = 'flanneld forward"'
-        lines += [
-            "*filter",
-            ":INPUT ACCEPT [0:0]",
-            ":FORWARD ACCEPT [0:0]",
-            ":OUTPUT ACCEPT [0:0]",
-            ":FLANNEL-FWD - [0:0]",
-            f'-A FORWARD -m comment --comment "{fwd} -j FLANNEL-FWD',
-            f'-A FLANNEL-FWD -s {c} -m comment --comment "{fwd} -j ACCEPT',
-            f'-A FLANNEL-FWD -d {c} -m comment --comment "{fwd} -j ACCEPT',
-            "COMMIT",
-        ]
         return "\n".join(lines) + "\n"
 
     def ruleset(self, family: int = 4) -> Any:

@@ -45,11 +45,16 @@ def _kernel_available() -> Iterator[None]:
 # --- kernel: no namespace may outlive the test session ---
 @pytest.fixture(scope="session", autouse=True)
 def _no_leftover_namespaces() -> Iterator[None]:
-    yield
     from kubenat.kernel import _netns
 
+    before = set(_netns.existing()) if os.geteuid() == 0 else set()
+    yield
     mine = _netns.created_by_this_process()
-    # In CI nothing else runs beside this session, so any kn- namespace at all is a leak.
+    # In CI nothing else runs beside this session, so a kn- namespace that appeared during the
+    # session and is still there was leaked (by this process or by a subprocess it started).
+    # Ones that existed before the session are not this run's doing and are left alone.
     in_ci = os.environ.get("CI") == "true"
-    leaked = [n for n in _netns.existing() if n in mine or (in_ci and n.startswith("kn-"))]
+    leaked = [
+        n for n in _netns.existing() if n in mine or (in_ci and n.startswith("kn-") and n not in before)
+    ]
     assert not leaked, f"network namespaces left behind: {leaked}"

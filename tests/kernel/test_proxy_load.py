@@ -192,3 +192,17 @@ def test_every_service_shape_loads(bed: Testbed) -> None:
         ):
             assert word in text
         _load_and_check(bed, text)
+
+
+@pytest.mark.parametrize(
+    ("mode", "style"), [("userspace", "docker"), ("iptables", "cni"), ("iptables", "docker")]
+)
+def test_node_rulesets_load(bed: Testbed, mode: str, style: str) -> None:
+    text = proxy.node_text(
+        examples.walkthrough(),
+        mode,
+        examples.walkthrough_config(),
+        hostports=style,
+        proxy_ports=examples.WALKTHROUGH_PROXY_PORTS,
+    )
+    _load_and_check(bed, text)

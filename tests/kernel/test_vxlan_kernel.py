@@ -24,56 +24,26 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
+from flannel_netns import (
+    A_IP,
+    A_NIC,
+    A_VTEP,
+    B_IP,
+    B_NIC,
+    B_POD,
+    B_VTEP,
+    PACKET_OUTGOING,
+    csum,
+    inner_udp,
+    packet_socket,
+    send_inner,
+    udp_checksum,
+    with_udp_checksum,
+)
 
 import kubenat
 from kubenat.flannel import Lease, NetConf, Overlay
 from kubenat.kernel import _netns
-
-A_NIC, B_NIC = "02:00:00:00:00:01", "02:00:00:00:00:02"
-A_VTEP, B_VTEP = "02:aa:00:00:00:01", "02:bb:00:00:00:01"
-A_IP, B_IP = "192.168.50.1", "192.168.50.2"
-A_POD, B_POD = "10.244.1.5", "10.244.2.5"
-ETH_P_ALL = 0x0003
-PACKET_OUTGOING = 4
-
-
-def _csum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\0"
-    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    return ~s & 0xFFFF
-
-
-def udp_checksum(frame: bytes, ip_at: int = 14) -> int:
-    """The correct UDP checksum of an Ethernet/IPv4/UDP frame (0xFFFF for a computed 0)."""
-    ihl = (frame[ip_at] & 0x0F) * 4
-    udp = bytearray(frame[ip_at + ihl :])
-    udp[6:8] = b"\0\0"
-    pseudo = frame[ip_at + 12 : ip_at + 20] + struct.pack("!BBH", 0, 17, len(udp))
-    c = _csum(pseudo + bytes(udp))
-    return c or 0xFFFF
-
-
-def with_udp_checksum(frame: bytes, zero: bool = False) -> bytes:
-    f = bytearray(frame)
-    f[40:42] = struct.pack("!H", 0 if zero else udp_checksum(frame))
-    return bytes(f)
-
-
-def inner_udp(
-    sport: int, dport: int, payload: bytes, tos: int = 0, ttl: int = 64, ident: int = 0x1234
-) -> bytes:
-    """A UDP packet A_POD → B_POD with valid checksums."""
-    udp_len = 8 + len(payload)
-    src, dst = socket.inet_aton(A_POD), socket.inet_aton(B_POD)
-    ip = bytearray(struct.pack("!BBHHHBBH4s4s", 0x45, tos, 20 + udp_len, ident, 0x4000, ttl, 17, 0, src, dst))
-    ip[10:12] = struct.pack("!H", _csum(bytes(ip)))
-    udp = bytearray(struct.pack("!HHHH", sport, dport, udp_len, 0) + payload)
-    c = _csum(src + dst + struct.pack("!BBH", 0, 17, udp_len) + bytes(udp)) or 0xFFFF
-    udp[6:8] = struct.pack("!H", c)
-    return bytes(ip) + bytes(udp)
 
 
 @dataclass
@@ -141,16 +111,6 @@ def pair(request: pytest.FixtureRequest) -> Iterator[Pair]:
         assert not errors, errors
 
 
-def _packet_socket(ns: str, ifname: str) -> socket.socket:
-    def make() -> socket.socket:
-        s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
-        s.bind((ifname, ETH_P_ALL))
-        s.setblocking(False)
-        return s
-
-    return _netns.call_in(ns, make)
-
-
 def _vxlan_frames(sock: socket.socket, want: int, timeout: float = 2.0) -> list[bytes]:
     """Incoming Ethernet/IPv4/UDP-8472 frames on a packet socket."""
     out: list[bytes] = []
@@ -167,24 +127,11 @@ def _vxlan_frames(sock: socket.socket, want: int, timeout: float = 2.0) -> list[
     return out
 
 
-def _send_inner(ns: str, packet: bytes) -> None:
-    """Sends an inner IP packet from ``ns`` with a raw socket (the kernel keeps our header)."""
-
-    def send() -> None:
-        s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
-        try:
-            s.sendto(packet, (socket.inet_ntoa(packet[16:20]), 0))
-        finally:
-            s.close()
-
-    _netns.call_in(ns, send)
-
-
 def _ping_neighbours(p: Pair) -> None:
     """One exchange so that both sides have resolved each other's underlay MAC."""
-    sock = _packet_socket(p.b, "veth-b")
+    sock = packet_socket(p.b, "veth-b")
     try:
-        _send_inner(p.a, inner_udp(1, 9, b"warm-up"))
+        send_inner(p.a, inner_udp(1, 9, b"warm-up"))
         _vxlan_frames(sock, 1)
     finally:
         sock.close()
@@ -213,10 +160,10 @@ CASES = [
 @pytest.mark.parametrize(("name", "kw"), CASES, ids=[c[0] for c in CASES])
 def test_kernel_transmit_equals_kubenat_encap(pair: Pair, name: str, kw: dict[str, object]) -> None:
     _ping_neighbours(pair)
-    sock = _packet_socket(pair.b, "veth-b")
+    sock = packet_socket(pair.b, "veth-b")
     try:
         inner = inner_udp(**kw)  # type: ignore[arg-type]
-        _send_inner(pair.a, inner)
+        send_inner(pair.a, inner)
         frames = _vxlan_frames(sock, 1)
     finally:
         sock.close()
@@ -235,11 +182,11 @@ def test_kernel_transmit_equals_kubenat_encap(pair: Pair, name: str, kw: dict[st
 
 def test_kernel_source_port_is_stable_per_flow(pair: Pair) -> None:
     _ping_neighbours(pair)
-    sock = _packet_socket(pair.b, "veth-b")
+    sock = packet_socket(pair.b, "veth-b")
     try:
         flows = [inner_udp(5000 + i % 4, 53, bytes([i])) for i in range(12)]
         for f in flows:
-            _send_inner(pair.a, f)
+            send_inner(pair.a, f)
         frames = _vxlan_frames(sock, len(flows))
     finally:
         sock.close()
@@ -265,7 +212,7 @@ def _delivered(p: Pair, frames: list[bytes], port: int) -> list[bytes]:
         return s
 
     rx = _netns.call_in(p.b, bind)
-    tx = _packet_socket(p.a, "veth-a")
+    tx = packet_socket(p.a, "veth-a")
     try:
         for f in frames:
             tx.send(f)
@@ -310,7 +257,7 @@ def _truncate_inner(frame: bytes) -> bytes:
     b = bytearray(cut)
     b[16:18] = struct.pack("!H", len(cut) - 14)
     b[24:26] = b"\0\0"
-    b[24:26] = struct.pack("!H", _csum(bytes(b[14:34])))
+    b[24:26] = struct.pack("!H", csum(bytes(b[14:34])))
     b[38:40] = struct.pack("!H", len(cut) - 34)
     return with_udp_checksum(bytes(b))
 
@@ -344,7 +291,7 @@ def _outer_tos(frame: bytes, tos: int) -> bytes:
     b = bytearray(frame)
     b[15] = tos
     b[24:26] = b"\0\0"
-    b[24:26] = struct.pack("!H", _csum(bytes(b[14:34])))
+    b[24:26] = struct.pack("!H", csum(bytes(b[14:34])))
     return bytes(b)
 
 

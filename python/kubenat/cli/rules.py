@@ -83,6 +83,11 @@ def load_manifests(manifests: tuple[str, ...], example: str | None) -> Cluster:
     "--seed", type=int, default=0, show_default=True, help="Seed for userspace proxy ports not given."
 )
 @click.option("--hostports", type=click.Choice(["cni", "docker"]), help="Print the hostPort rules instead.")
+@click.option(
+    "--with-hostports",
+    type=click.Choice(["cni", "docker"]),
+    help="Add the hostPort rules of the node's pods to kube-proxy's (one complete node ruleset).",
+)
 def rules(
     manifests: tuple[str, ...],
     example: str | None,
@@ -105,6 +110,7 @@ def rules(
     proxy_ports: tuple[str, ...],
     seed: int,
     hostports: str | None,
+    with_hostports: str | None,
 ) -> None:
     """Print the rules kube-proxy writes for MANIFESTS (files, directories, or - for stdin).
 
@@ -134,16 +140,31 @@ def rules(
             ports = _proxy_ports(proxy_ports)
             if mode == "userspace" and example == "walkthrough" and not ports:
                 ports = dict(examples.WALKTHROUGH_PROXY_PORTS)
-            text = kubenat.proxy.build_text(
-                cluster,
-                mode,
-                config_file,
-                restore_payload=restore_payload,
-                order=order,
-                proxy_ports=ports,
-                seed=seed,
-                **options,
-            )
+            if with_hostports:
+                if restore_payload:
+                    raise click.UsageError(
+                        "--with-hostports gives a complete ruleset; drop --restore-payload"
+                    )
+                text = kubenat.proxy.node_text(
+                    cluster,
+                    mode,
+                    config_file,
+                    hostports=with_hostports,
+                    proxy_ports=ports,
+                    seed=seed,
+                    **options,
+                )
+            else:
+                text = kubenat.proxy.build_text(
+                    cluster,
+                    mode,
+                    config_file,
+                    restore_payload=restore_payload,
+                    order=order,
+                    proxy_ports=ports,
+                    seed=seed,
+                    **options,
+                )
         if listing:
             ruleset = getattr(kubenat, "Ruleset", None)
             if ruleset is None or not hasattr(ruleset, "listing"):

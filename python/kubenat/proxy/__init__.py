@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from kubenat.proxy.build import build, build_text
+from kubenat.proxy.compose import node_text
 from kubenat.proxy.config import NFACCT_COUNTERS, ProxyConfig
 
-__all__ = ["NFACCT_COUNTERS", "ProxyConfig", "build", "build_text"]
+__all__ = ["NFACCT_COUNTERS", "ProxyConfig", "build", "build_text", "node_text"]

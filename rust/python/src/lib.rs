@@ -10,6 +10,8 @@ mod flannel;
 mod packet;
 // --- parser ---
 mod ruleset;
+// --- evaluator ---
+mod netfilter;
 
 #[pymodule(gil_used = false)]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -18,5 +20,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     packet::register(m)?;
     flannel::register(m)?;
     ruleset::register(m)?; // parser
+    netfilter::register(m)?; // evaluator
     Ok(())
 }

@@ -396,6 +396,18 @@ impl PyPacket {
         PyBytes::new(py, self.inner.payload())
     }
 
+    /// The packet an ICMP/ICMPv6 error quotes, as `(src, dst, protocol, sport, dport)`
+    /// (`sport` is the identifier of a quoted ICMP query; ports the quote cuts off are None),
+    /// or None when this is not an ICMP error. Raises `PacketError` for a malformed quote.
+    #[getter]
+    #[allow(clippy::type_complexity)]
+    fn quoted(&self) -> PyResult<Option<(String, String, u8, Option<u16>, Option<u16>)>> {
+        let Some(q) = self.inner.quoted().py()? else { return Ok(None) };
+        let b = self.inner.bytes();
+        let sport = q.sport(b).or_else(|| q.icmp_ident(b));
+        Ok(Some((q.src.to_string(), q.dst.to_string(), q.protocol, sport, q.dport(b))))
+    }
+
     /// Source MAC for Ethernet frames, else None.
     #[getter]
     fn src_mac(&self) -> Option<String> {

@@ -292,3 +292,46 @@ fn garbage_never_panics() {
         }
     }
 }
+
+/// Decodes a hex string (test data only).
+fn hex(s: &str) -> Vec<u8> {
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+}
+
+/// A frame captured from Linux 6.18's `flannel.1` (`vxlan id 1 dstport 8472 nolearning udpcsum`,
+/// TX offload off) for an inner UDP packet with TOS 0x03 (CE): kubenat builds the same bytes once
+/// given the kernel's two unpredictable fields, the IP ID and the flow-hashed source port.
+#[test]
+fn vxlan_matches_a_frame_captured_from_the_kernel() {
+    let inner = hex("450300211234400040110fa40af401050af402050fa00035000d933b68656c6c6f");
+    let kernel = hex(concat!(
+        "0200000000020200000000010800450200535f7d0000401135c7c0a83201c0a83202c60a2118003f35a2",
+        "080000000000010002bb0000000102aa000000010800450300211234400040110fa40af401050af40205",
+        "0fa00035000d933b68656c6c6f"
+    ));
+    let a = node(vxlan_backend(), 1);
+    let mut ours = a.encap(&inner, 0x5f7d, 0, Link::Ethernet).unwrap();
+    let sport = u16::from_be_bytes([kernel[34], kernel[35]]);
+    assert!((32768..60999).contains(&sport));
+    ours[34..36].copy_from_slice(&kernel[34..36]);
+    let (src, dst) = (IpAddr::V4(Ipv4Addr::new(192, 168, 50, 1)), IpAddr::V4(Ipv4Addr::new(192, 168, 50, 2)));
+    crate::packet::udp::Packet::new_unchecked(&mut ours[34..]).fill_checksum(src, dst);
+    assert_eq!(ours, kernel);
+    assert_eq!(node(vxlan_backend(), 2).decap(&kernel, Link::Ethernet).unwrap(), inner);
+}
+
+/// The same packet from a `noudpcsum` device: checksum 0.
+#[test]
+fn vxlan_noudpcsum_matches_the_kernel() {
+    let inner = hex("450300211234400040110fa40af401050af402050fa00035000d933b68656c6c6f");
+    let kernel = hex(concat!(
+        "020000000002020000000001080045020053f6db000040119e68c0a83201c0a83202c60a2118003f0000",
+        "080000000000010002bb0000000102aa000000010800450300211234400040110fa40af401050af40205",
+        "0fa00035000d933b68656c6c6f"
+    ));
+    let cfg = vxlan::Config { udp_checksum: false, ..vxlan::Config::default() };
+    let a = node(Backend::Vxlan { config: cfg, mtu: 1450 }, 1);
+    let mut ours = a.encap(&inner, 0xf6db, 0, Link::Ethernet).unwrap();
+    ours[34..36].copy_from_slice(&kernel[34..36]);
+    assert_eq!(ours, kernel);
+}

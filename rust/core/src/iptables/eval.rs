@@ -297,7 +297,7 @@ impl Netfilter {
                 return text.trim().to_string();
             }
         }
-        format!("-A {} (rule {})", self.ruleset.tables[table].chains[chain].name, rule + 1)
+        crate::iptables::render::rule_text_in(&self.ruleset.tables[table].chains[chain].name, r)
     }
 }
 

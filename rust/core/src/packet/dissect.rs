@@ -5,199 +5,30 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::ethernet::{self, ethertype};
-use super::{be16, icmp, icmpv6, ipv4, ipv6, proto, sctp, shift, tcp, udp};
-use crate::error::{Error, Result};
+pub use super::layout::{icmp_protocol, Layout, Link};
+use super::{be16, icmp, icmpv6, ipv4, ipv6, proto, sctp, tcp, udp};
+use crate::error::Result;
 use crate::net::Family;
 
-/// What the bytes start with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Link {
-    /// A bare IP packet (what a TUN device, flannel's UDP backend and iptables see).
-    Ip,
-    /// An Ethernet II frame (optionally VLAN-tagged) carrying IPv4 or IPv6.
-    Ethernet,
-}
-
-impl Link {
-    /// `"ip"` or `"ethernet"`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Link::Ip => "ip",
-            Link::Ethernet => "ethernet",
-        }
-    }
-}
-
-/// Where the headers of a packet are. Computed once by [`Layout::parse`]; the accessors of
-/// [`IpPacket`] and the rewriters in [`super::nat`] read and write through it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Layout {
-    /// What the buffer starts with.
-    pub link: Link,
-    /// Offset of the IP header.
-    pub l3: usize,
-    /// IP family.
-    pub family: Family,
-    /// End of the IP packet (IPv4 total length / IPv6 payload length); later bytes are padding.
-    pub end: usize,
-    /// Upper-layer protocol (after IPv6 extension headers).
-    pub protocol: u8,
-    /// Offset of the transport header. `Some` only when this packet carries it (it is not a
-    /// non-first fragment); a known protocol's header has been checked to fit.
-    pub l4: Option<usize>,
-    /// Fragment offset in 8-byte units (0 when not fragmented).
-    pub frag_offset: u16,
-    /// More Fragments flag.
-    pub more_frags: bool,
-    /// Whether the packet is a fragment at all (IPv4 MF or offset, or an IPv6 fragment header).
-    pub fragment: bool,
-}
-
-impl Layout {
-    /// Dissects `buf` as `link`.
-    ///
-    /// # Errors
-    /// [`Error::Packet`] with the absolute offset of the first field that cannot be read.
-    pub fn parse(buf: &[u8], link: Link) -> Result<Layout> {
-        match link {
-            Link::Ip => Self::parse_ip(buf, 0, Link::Ip),
-            Link::Ethernet => {
-                let eth = ethernet::Packet::new_checked(buf)?;
-                let l3 = eth.header_len();
-                match eth.ethertype() {
-                    ethertype::IPV4 | ethertype::IPV6 => Self::parse_ip(buf, l3, Link::Ethernet),
-                    other => Err(Error::packet(
-                        "ethernet",
-                        "ethertype",
-                        l3 - 2,
-                        format!("ethertype {other:#06x} is neither IPv4 nor IPv6"),
-                    )),
-                }
-            }
-        }
-    }
-
-    /// Dissects `buf`, guessing the link: a first nibble of 4 or 6 that parses as IP is IP,
-    /// anything else is tried as Ethernet. Errors come from the IP attempt when the first
-    /// nibble says IP, from the Ethernet attempt otherwise.
-    ///
-    /// # Errors
-    /// As [`Layout::parse`].
-    pub fn parse_auto(buf: &[u8]) -> Result<Layout> {
-        let looks_ip = matches!(buf.first().map(|b| b >> 4), Some(4 | 6));
-        if !looks_ip {
-            return Self::parse(buf, Link::Ethernet);
-        }
-        match Self::parse(buf, Link::Ip) {
-            Ok(l) => Ok(l),
-            Err(ip_err) => Self::parse(buf, Link::Ethernet).map_err(|_| ip_err),
-        }
-    }
-
-    fn parse_ip(buf: &[u8], l3: usize, link: Link) -> Result<Layout> {
-        let ip = &buf[l3..];
-        match ip.first().map(|b| b >> 4) {
-            Some(6) => Self::parse_v6(ip, l3, link).map_err(shift(l3)),
-            Some(4) => Self::parse_v4(ip, l3, link).map_err(shift(l3)),
-            None => Err(Error::packet("ip", "version", l3, "truncated: no IP header")),
-            Some(v) => Err(Error::packet("ip", "version", l3, format!("unknown version {v}"))),
-        }
-    }
-
-    fn parse_v4(ip: &[u8], l3: usize, link: Link) -> Result<Layout> {
-        let p = ipv4::Packet::new_checked(ip)?;
-        let hl = p.header_len();
-        let total = usize::from(p.total_len());
-        let frag_offset = p.frag_offset();
-        let l4 = (frag_offset == 0).then_some(hl);
-        let protocol = p.protocol();
-        if let Some(at) = l4 {
-            check_transport(Family::V4, protocol, &ip[at..total]).map_err(shift(at))?;
-        }
-        Ok(Layout {
-            link,
-            l3,
-            family: Family::V4,
-            end: l3 + total,
-            protocol,
-            l4: l4.map(|o| l3 + o),
-            frag_offset,
-            more_frags: p.more_frags(),
-            fragment: frag_offset != 0 || p.more_frags(),
-        })
-    }
-
-    fn parse_v6(ip: &[u8], l3: usize, link: Link) -> Result<Layout> {
-        let p = ipv6::Packet::new_checked(ip)?;
-        let end = ipv6::HEADER_LEN + usize::from(p.payload_len());
-        let walk = ipv6::walk_extensions(&ip[..end])?;
-        let (frag_offset, more_frags) = walk.frag.map_or((0, false), |f| (f.offset, f.more));
-        let l4 = (frag_offset == 0 && walk.protocol != proto::NONE).then_some(walk.transport_offset);
-        if let Some(at) = l4 {
-            check_transport(Family::V6, walk.protocol, &ip[at..end]).map_err(shift(at))?;
-        }
-        Ok(Layout {
-            link,
-            l3,
-            family: Family::V6,
-            end: l3 + end,
-            protocol: walk.protocol,
-            l4: l4.map(|o| l3 + o),
-            frag_offset,
-            more_frags,
-            fragment: walk.frag.is_some(),
-        })
-    }
-
-    /// Whether the transport protocol has ports (TCP, UDP, SCTP) and its header is present.
-    pub fn has_ports(&self) -> bool {
-        self.l4.is_some() && matches!(self.protocol, proto::TCP | proto::UDP | proto::SCTP)
-    }
-
-    /// Whether the transport is this family's ICMP and its header is present.
-    pub fn is_icmp(&self) -> bool {
-        self.l4.is_some() && self.protocol == icmp_protocol(self.family)
-    }
-}
-
-/// The ICMP protocol number of a family (1 or 58).
-pub fn icmp_protocol(family: Family) -> u8 {
-    match family {
-        Family::V4 => proto::ICMP,
-        Family::V6 => proto::ICMPV6,
-    }
-}
-
-/// Checks that a known transport header fits in `seg` (offsets relative to `seg`).
-fn check_transport(family: Family, protocol: u8, seg: &[u8]) -> Result<()> {
-    match (family, protocol) {
-        (_, proto::TCP) => tcp::Packet::new_checked(seg).map(|_| ()),
-        (_, proto::UDP) => udp::Packet::new_checked(seg).map(|_| ()),
-        (_, proto::SCTP) => sctp::Packet::new_checked(seg).map(|_| ()),
-        (Family::V4, proto::ICMP) => icmp::Packet::new_checked(seg).map(|_| ()),
-        (Family::V6, proto::ICMPV6) => icmp::Packet::new_checked_as(seg, "icmpv6").map(|_| ()),
-        _ => Ok(()),
-    }
-}
-
-/// One dissected IP packet owning its bytes.
+/// One dissected IP packet over its bytes: owned (`IpPacket`, i.e. `IpPacket<Vec<u8>>`) or
+/// borrowed (`IpPacket<&[u8]>`, for batch paths that must not copy).
 ///
 /// Accessors read straight from the bytes through the [`Layout`]; they never panic. Transport
 /// accessors return `None` when the protocol does not have the field or the header is not in
 /// this packet (a non-first fragment).
 #[derive(Clone, PartialEq, Eq, Hash)]
-pub struct IpPacket {
-    bytes: Vec<u8>,
+pub struct IpPacket<B = Vec<u8>> {
+    bytes: B,
     layout: Layout,
 }
 
-impl IpPacket {
+impl<B: AsRef<[u8]>> IpPacket<B> {
     /// Dissects `bytes` as `link`.
     ///
     /// # Errors
-    /// [`Error::Packet`] naming the layer, field and absolute byte offset of the problem.
-    pub fn parse(bytes: Vec<u8>, link: Link) -> Result<IpPacket> {
-        let layout = Layout::parse(&bytes, link)?;
+    /// [`crate::Error::Packet`] naming the layer, field and absolute byte offset of the problem.
+    pub fn parse(bytes: B, link: Link) -> Result<IpPacket<B>> {
+        let layout = Layout::parse(bytes.as_ref(), link)?;
         Ok(IpPacket { bytes, layout })
     }
 
@@ -205,8 +36,8 @@ impl IpPacket {
     ///
     /// # Errors
     /// As [`IpPacket::parse`].
-    pub fn parse_auto(bytes: Vec<u8>) -> Result<IpPacket> {
-        let layout = Layout::parse_auto(&bytes)?;
+    pub fn parse_auto(bytes: B) -> Result<IpPacket<B>> {
+        let layout = Layout::parse_auto(bytes.as_ref())?;
         Ok(IpPacket { bytes, layout })
     }
 
@@ -217,28 +48,27 @@ impl IpPacket {
 
     /// All bytes, link header included.
     pub fn bytes(&self) -> &[u8] {
-        &self.bytes
-    }
-
-    /// Mutable bytes and the layout, for the in-place rewriters of [`super::nat`].
-    /// Changing header lengths or protocol fields through this breaks the layout.
-    pub fn bytes_mut(&mut self) -> (&mut [u8], &Layout) {
-        (&mut self.bytes, &self.layout)
+        self.bytes.as_ref()
     }
 
     /// Consumes the packet, returning its bytes.
-    pub fn into_bytes(self) -> Vec<u8> {
+    pub fn into_bytes(self) -> B {
         self.bytes
+    }
+
+    /// An owned copy (of a borrowed packet).
+    pub fn to_owned_packet(&self) -> IpPacket {
+        IpPacket { bytes: self.bytes().to_vec(), layout: self.layout }
     }
 
     /// The IP packet (from the IP header to the end of the IP payload, no link header or padding).
     pub fn ip_bytes(&self) -> &[u8] {
-        &self.bytes[self.layout.l3..self.layout.end]
+        &self.bytes.as_ref()[self.layout.l3..self.layout.end]
     }
 
     /// The transport segment (header and payload), when present.
     pub fn l4_bytes(&self) -> Option<&[u8]> {
-        self.layout.l4.map(|o| &self.bytes[o..self.layout.end])
+        self.layout.l4.map(|o| &self.bytes.as_ref()[o..self.layout.end])
     }
 
     /// What the bytes start with.
@@ -252,7 +82,7 @@ impl IpPacket {
     }
 
     fn ip(&self) -> &[u8] {
-        &self.bytes[self.layout.l3..]
+        &self.bytes.as_ref()[self.layout.l3..]
     }
 
     /// Source address.
@@ -357,7 +187,7 @@ impl IpPacket {
 
     fn port(&self, at: usize) -> Option<u16> {
         if self.layout.has_ports() {
-            self.layout.l4.map(|o| be16(&self.bytes, o + at))
+            self.layout.l4.map(|o| be16(self.bytes.as_ref(), o + at))
         } else {
             None
         }
@@ -365,12 +195,12 @@ impl IpPacket {
 
     /// The TCP flag byte (FIN 0x01 ... CWR 0x80), as `--tcp-flags` sees it.
     pub fn tcp_flags(&self) -> Option<u8> {
-        self.tcp_l4().map(|o| self.bytes[o + 13])
+        self.tcp_l4().map(|o| self.bytes.as_ref()[o + 13])
     }
 
     /// All nine TCP flag bits including NS (see [`tcp::flags`]).
     pub fn tcp_flags_full(&self) -> Option<u16> {
-        self.tcp_l4().map(|o| be16(&self.bytes, o + 12) & 0x01ff)
+        self.tcp_l4().map(|o| be16(self.bytes.as_ref(), o + 12) & 0x01ff)
     }
 
     fn tcp_l4(&self) -> Option<usize> {
@@ -383,13 +213,13 @@ impl IpPacket {
 
     /// TCP view of the segment.
     pub fn tcp(&self) -> Option<tcp::Packet<&[u8]>> {
-        self.tcp_l4().map(|o| tcp::Packet::new_unchecked(&self.bytes[o..self.layout.end]))
+        self.tcp_l4().map(|o| tcp::Packet::new_unchecked(&self.bytes.as_ref()[o..self.layout.end]))
     }
 
     /// UDP view of the datagram.
     pub fn udp(&self) -> Option<udp::Packet<&[u8]>> {
         match (self.layout.protocol, self.layout.l4) {
-            (proto::UDP, Some(o)) => Some(udp::Packet::new_unchecked(&self.bytes[o..self.layout.end])),
+            (proto::UDP, Some(o)) => Some(udp::Packet::new_unchecked(&self.bytes.as_ref()[o..self.layout.end])),
             _ => None,
         }
     }
@@ -397,7 +227,7 @@ impl IpPacket {
     /// SCTP view of the packet.
     pub fn sctp(&self) -> Option<sctp::Packet<&[u8]>> {
         match (self.layout.protocol, self.layout.l4) {
-            (proto::SCTP, Some(o)) => Some(sctp::Packet::new_unchecked(&self.bytes[o..self.layout.end])),
+            (proto::SCTP, Some(o)) => Some(sctp::Packet::new_unchecked(&self.bytes.as_ref()[o..self.layout.end])),
             _ => None,
         }
     }
@@ -405,7 +235,7 @@ impl IpPacket {
     /// ICMP (IPv4) or ICMPv6 (IPv6) view of the message.
     pub fn icmp(&self) -> Option<icmp::Packet<&[u8]>> {
         if self.layout.is_icmp() {
-            self.layout.l4.map(|o| icmp::Packet::new_unchecked(&self.bytes[o..self.layout.end]))
+            self.layout.l4.map(|o| icmp::Packet::new_unchecked(&self.bytes.as_ref()[o..self.layout.end]))
         } else {
             None
         }
@@ -451,7 +281,7 @@ impl IpPacket {
     pub fn payload(&self) -> &[u8] {
         let end = self.layout.end;
         let Some(o) = self.layout.l4 else {
-            return &self.bytes[self.ip_payload_start()..end];
+            return &self.bytes.as_ref()[self.ip_payload_start()..end];
         };
         let hl = match self.layout.protocol {
             proto::TCP => self.tcp().map_or(0, |t| t.header_len()),
@@ -464,7 +294,7 @@ impl IpPacket {
             Some(u) => o + usize::from(u.len()),
             None => end,
         };
-        &self.bytes[o + hl..stop]
+        &self.bytes.as_ref()[o + hl..stop]
     }
 
     fn ip_payload_start(&self) -> usize {
@@ -480,25 +310,25 @@ impl IpPacket {
     /// The packet quoted by an ICMP/ICMPv6 error; `Ok(None)` for anything else.
     ///
     /// # Errors
-    /// [`Error::Packet`] when the quote is too short for an IP header or of the wrong version.
+    /// [`crate::Error::Packet`] when the quote is too short for an IP header or of the wrong version.
     pub fn quoted(&self) -> Result<Option<super::quoted::Quoted>> {
-        super::quoted::Quoted::parse(&self.bytes, &self.layout)
+        super::quoted::Quoted::parse(self.bytes.as_ref(), &self.layout)
     }
 
     /// Source MAC when the packet starts with Ethernet.
     pub fn src_mac(&self) -> Option<ethernet::Mac> {
-        (self.layout.link == Link::Ethernet).then(|| ethernet::Packet::new_unchecked(&self.bytes[..]).src())
+        (self.layout.link == Link::Ethernet).then(|| ethernet::Packet::new_unchecked(self.bytes.as_ref()).src())
     }
 
     /// Destination MAC when the packet starts with Ethernet.
     pub fn dst_mac(&self) -> Option<ethernet::Mac> {
-        (self.layout.link == Link::Ethernet).then(|| ethernet::Packet::new_unchecked(&self.bytes[..]).dst())
+        (self.layout.link == Link::Ethernet).then(|| ethernet::Packet::new_unchecked(self.bytes.as_ref()).dst())
     }
 
     /// VLAN tag control information when the frame is tagged.
     pub fn vlan_tci(&self) -> Option<u16> {
         if self.layout.link == Link::Ethernet {
-            ethernet::Packet::new_unchecked(&self.bytes[..]).vlan_tci()
+            ethernet::Packet::new_unchecked(self.bytes.as_ref()).vlan_tci()
         } else {
             None
         }
@@ -507,7 +337,7 @@ impl IpPacket {
     /// Whether every checksum this packet carries is valid (IPv4 header; TCP, UDP, ICMP,
     /// ICMPv6 and SCTP when their header is present and the packet is not a fragment).
     pub fn checksums_valid(&self) -> bool {
-        super::nat::checksums_valid(&self.bytes, &self.layout)
+        super::nat::checksums_valid(self.bytes.as_ref(), &self.layout)
     }
 
     /// The same packet without its link header (an IP packet, padding dropped).
@@ -543,8 +373,16 @@ impl IpPacket {
     ///
     /// # Errors
     /// As [`IpPacket::parse`].
-    pub fn reparse(self) -> Result<IpPacket> {
+    pub fn reparse(self) -> Result<IpPacket<B>> {
         IpPacket::parse(self.bytes, self.layout.link)
+    }
+}
+
+impl<B: AsRef<[u8]> + AsMut<[u8]>> IpPacket<B> {
+    /// Mutable bytes and the layout, for the in-place rewriters of [`super::nat`].
+    /// Changing header lengths or protocol fields through this breaks the layout.
+    pub fn bytes_mut(&mut self) -> (&mut [u8], &Layout) {
+        (self.bytes.as_mut(), &self.layout)
     }
 }
 
@@ -554,7 +392,7 @@ fn v6_at(b: &[u8], at: usize) -> Ipv6Addr {
     Ipv6Addr::from(a)
 }
 
-impl fmt::Display for IpPacket {
+impl<B: AsRef<[u8]>> fmt::Display for IpPacket<B> {
     /// `tcp 10.0.0.1:1234 -> 10.96.0.10:80 [S]`, `icmp 10.0.0.1 -> 10.0.0.2 type 8 code 0 id 7`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let name = proto::name(self.protocol()).map_or_else(|| format!("proto {}", self.protocol()), str::to_string);
@@ -580,7 +418,7 @@ impl fmt::Display for IpPacket {
     }
 }
 
-impl fmt::Debug for IpPacket {
+impl<B: AsRef<[u8]>> fmt::Debug for IpPacket<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "IpPacket({self})")
     }
@@ -590,6 +428,7 @@ impl fmt::Debug for IpPacket {
 mod tests {
     use super::*;
     use crate::packet::{build, nat};
+    use crate::Error;
 
     /// xorshift64*: a tiny deterministic generator so the test needs no dependency.
     struct Rng(u64);
@@ -727,6 +566,16 @@ mod tests {
                 assert_eq!(e.to_ip(), p.to_ip());
                 assert_eq!(e.vlan_tci(), vlan);
             }
+        }
+    }
+
+    #[test]
+    fn borrowed_packets_read_like_owned_ones() {
+        for seed in seeds() {
+            let Ok(owned) = IpPacket::parse_auto(seed.clone()) else { continue };
+            let borrowed = IpPacket::parse_auto(&seed[..]).unwrap();
+            assert_eq!(borrowed.to_string(), owned.to_string());
+            assert_eq!(borrowed.to_owned_packet(), owned);
         }
     }
 

@@ -28,6 +28,7 @@ pub mod icmp;
 pub mod icmpv6;
 pub mod ipv4;
 pub mod ipv6;
+pub mod layout;
 pub mod nat;
 pub mod quoted;
 pub mod sctp;

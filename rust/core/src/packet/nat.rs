@@ -68,20 +68,25 @@ fn set_addr(buf: &mut [u8], layout: &Layout, new: IpAddr, is_src: bool) -> Resul
         (Family::V6, true) => (layout.l3 + 8, 16),
         (Family::V6, false) => (layout.l3 + 24, 16),
     };
-    let new_bytes: Vec<u8> = match new {
-        IpAddr::V4(a) => a.octets().to_vec(),
-        IpAddr::V6(a) => a.octets().to_vec(),
-    };
-    let old: Vec<u8> = buf[at..at + len].to_vec();
+    // Fixed buffers: this runs once per translated packet, so no allocation.
+    let mut new_bytes = [0u8; 16];
+    match new {
+        IpAddr::V4(a) => new_bytes[..4].copy_from_slice(&a.octets()),
+        IpAddr::V6(a) => new_bytes.copy_from_slice(&a.octets()),
+    }
+    let new_bytes = &new_bytes[..len];
+    let mut old = [0u8; 16];
+    old[..len].copy_from_slice(&buf[at..at + len]);
+    let old = &old[..len];
     if old == new_bytes {
         return Ok(());
     }
-    buf[at..at + len].copy_from_slice(&new_bytes);
+    buf[at..at + len].copy_from_slice(new_bytes);
     if layout.family == Family::V4 {
-        patch(buf, layout.l3 + 10, false, |c| checksum::update_bytes(c, &old, &new_bytes));
+        patch(buf, layout.l3 + 10, false, |c| checksum::update_bytes(c, old, new_bytes));
     }
     if let Some(cs) = l4_checksum_at(layout, buf) {
-        patch(buf, cs, layout.protocol == proto::UDP, |c| checksum::update_bytes(c, &old, &new_bytes));
+        patch(buf, cs, layout.protocol == proto::UDP, |c| checksum::update_bytes(c, old, new_bytes));
     }
     Ok(())
 }

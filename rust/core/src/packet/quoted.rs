@@ -38,8 +38,8 @@ impl Quoted {
     /// packet is not an ICMP/ICMPv6 error.
     ///
     /// # Errors
-    /// [`Error::Packet`] (layer `icmp.quoted`) when the quote is too short for an IP header
-    /// or is of the wrong version.
+    /// [`Error::Packet`] when the quote is too short for an IP header (layer `icmp.quoted`),
+    /// is of the wrong version, or ends inside its IPv6 extension headers (layer `ipv6`).
     pub fn parse(buf: &[u8], layout: &Layout) -> Result<Option<Quoted>> {
         let Some(o) = layout.l4.filter(|_| layout.is_icmp() && !layout.fragment) else { return Ok(None) };
         let t = buf[o];
@@ -83,11 +83,13 @@ impl Quoted {
                 let mut d = [0u8; 16];
                 s.copy_from_slice(&q[8..24]);
                 d.copy_from_slice(&q[24..40]);
-                // The quote is cut short, so the walk may fail: then the transport is unknown.
-                let (protocol, l4) = match ipv6::walk_extensions(q) {
-                    Ok(w) if w.frag.map_or(true, |f| f.offset == 0) => (w.protocol, Some(l3 + w.transport_offset)),
-                    Ok(w) => (w.protocol, None),
-                    Err(_) => (q[6], None),
+                // A quote cut inside the extension chain has no findable transport: the kernel
+                // cannot build the inner tuple either, so that is an error.
+                let w = ipv6::walk_extensions(q).map_err(super::shift(l3))?;
+                let (protocol, l4) = if w.frag.map_or(true, |f| f.offset == 0) {
+                    (w.protocol, Some(l3 + w.transport_offset))
+                } else {
+                    (w.protocol, None)
                 };
                 Ok(Some(Quoted {
                     l3,
