@@ -112,8 +112,8 @@ def _tuple_of(value: Any) -> tuple[object, ...] | None:
     if isinstance(value, Mapping):
         return tuple(value.get(k) for k in ("src", "dst", "sport", "dport"))
     if isinstance(value, tuple) and len(value) == 5:
-        _, src, sport, dst, dport = value  # kubenat's Connection: (proto, src, sport, dst, dport)
-        return (src, dst, sport, dport)
+        # kubenat's Connection tuples: (proto, src, dst, sport, dport), as conntrack -L orders them.
+        return tuple(value[1:])
     if isinstance(value, tuple):
         return value
     return tuple(getattr(value, k, None) for k in ("src", "dst", "sport", "dport"))
