@@ -577,3 +577,33 @@ def test_flannel_rules_parse_as_a_ruleset() -> None:
     saved = o.ruleset().save()
     rules = sorted(line for line in text.splitlines() if line.startswith("-A"))
     assert sorted(line for line in saved.splitlines() if line.startswith("-A")) == rules
+
+
+def test_direct_routing_peers_are_not_encapsulated() -> None:
+    a, b = leases("vxlan")
+    far = Lease(
+        ipaddress.IPv4Network("10.244.3.0/24"),
+        ipaddress.IPv4Address("172.16.0.3"),
+        "vxlan",
+        "02:cc:00:00:00:01",
+        1,
+    )
+    o = Overlay(
+        conf({"Type": "vxlan", "DirectRouting": True}),
+        a,
+        [b, far],
+        underlay_mac=A_NIC,
+        underlay_prefix="192.168.50.0/24",
+        gateway_mac="02:00:00:00:00:fe",
+    )
+    near_pkt = tcp4()
+    assert (
+        o.encap(near_pkt)
+        == bytes.fromhex(B_NIC.replace(":", "") + A_NIC.replace(":", "")) + b"\x08\x00" + near_pkt
+    )
+    far_frame = Ether(o.encap(tcp4(dst="10.244.3.9")))
+    assert far_frame.haslayer(VXLAN) and far_frame[IP].dst == "172.16.0.3"
+    batch = o.encap_batch([near_pkt, tcp4(dst="10.244.3.9"), tcp4(dst="10.99.0.1")])
+    assert batch[0] == o.encap(near_pkt)
+    assert isinstance(batch[1], bytes) and Ether(batch[1]).haslayer(VXLAN)
+    assert isinstance(batch[2], kubenat.DecapError) and batch[2].kind == "no_route"

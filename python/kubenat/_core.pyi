@@ -91,7 +91,7 @@ class Packet:
     ) -> Packet:
         """An ICMP message (ICMPv6 for IPv6 addresses); ``type`` defaults to echo request."""
     @classmethod
-    def from_bytes(cls, data: bytes, *, link: str = "auto") -> Packet:
+    def from_bytes(cls, data: bytes | bytearray | memoryview, *, link: str = "auto") -> Packet:
         """Dissects bytes (``link``: "auto", "ip" or "ethernet"); raises ``PacketError``."""
     @classmethod
     def from_scapy(cls, p: Any) -> Packet:
