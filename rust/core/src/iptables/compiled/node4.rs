@@ -36,6 +36,7 @@ pub struct Node4 {
     masq_any: Option<u32>,
     /// Per interface: its primary IPv4 address (REDIRECT).
     redirect: Vec<Option<u32>>,
+    route_localnet: bool,
 }
 
 fn v4(a: &IpAddr) -> Option<u32> {
@@ -116,6 +117,7 @@ impl Node4 {
             masq,
             masq_any,
             redirect,
+            route_localnet: node.route_localnet(),
         })
     }
 
@@ -165,6 +167,16 @@ impl Node4 {
     /// [`Node::delivers_locally`].
     pub fn delivers_locally(&self, a: u32) -> bool {
         self.is_local(a) || self.addr_type(a, None) & (AddrTypes::BROADCAST | AddrTypes::MULTICAST) != 0
+    }
+
+    /// [`Node::martian_arriving`]: whether routing drops a packet arriving off `lo`.
+    pub fn martian_arriving(&self, src: u32, dst: u32) -> bool {
+        (dst >> 24 == 127 && !self.route_localnet) || self.is_local(src)
+    }
+
+    /// Index of `lo`.
+    pub fn lo(&self) -> u8 {
+        self.lo
     }
 
     /// [`Node::route`].

@@ -203,6 +203,10 @@ impl<'a> Walk<'a> {
             if let Some(v) = w.hook_pass(Hook::Prerouting)? {
                 break 'path v;
             }
+            if pkt.iface != p.node.lo() && p.node.martian_arriving(w.src, w.dst) {
+                w.rule = None;
+                break 'path Verdict::Drop;
+            }
             if p.node.delivers_locally(w.dst) {
                 local_delivery = true;
                 w.out = None;
