@@ -262,14 +262,9 @@ class Overlay:
             ]
         return "\n".join(lines) + "\n"
 
-    def ruleset(self, family: int = 4) -> Any:
-        """The same rules as a ``kubenat.Ruleset`` (needs the iptables-save parser)."""
-        import kubenat
-
-        parser = getattr(kubenat, "Ruleset", None)
-        if parser is None:
-            raise KubenatError("kubenat.Ruleset is not available in this build")
-        return parser.parse(self.iptables_save(family))
+    def ruleset(self, family: int = 4) -> _core.Ruleset:
+        """The same rules as a :class:`kubenat.Ruleset`."""
+        return _core.Ruleset.parse(self.iptables_save(family), "ipv4" if family == 4 else "ipv6")
 
     # ------------------------------------------------------------ encap / decap
 
