@@ -399,6 +399,8 @@ class Result:
     @property
     def masquerade(self) -> bool: ...
     @property
+    def random_port(self) -> bool: ...
+    @property
     def mark(self) -> int: ...
     @property
     def ct_state(self) -> str: ...
@@ -439,6 +441,7 @@ class Netfilter:
         interfaces: dict[str, list[str]] | None = None,
         routes: list[tuple[str, str]] = ...,
         stateless: bool = False,
+        route_localnet: bool = False,
     ) -> Netfilter: ...
     def evaluate(
         self,
