@@ -136,7 +136,6 @@ def run(mode: str = "iptables", *, backend: str = "vxlan", seed: int = 0) -> Dem
     from kubenat._core import Ruleset
 
     node = cluster.node(report.listing_node)
-    rs = Ruleset.parse(node.rules)
-    report.listing = rs.listing(table="nat") if hasattr(rs, "listing") else rs.save()  # TEMP
+    report.listing = Ruleset.parse(node.rules).listing(table="nat")
     report.environment = cluster.environment("default")
     return report
