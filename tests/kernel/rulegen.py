@@ -206,7 +206,7 @@ def general_rulesets(draw: st.DrawFn) -> str:
 def probes(draw: st.DrawFn, first_port: int = 40000) -> list[Probe]:
     """A handful of packets likely to hit the generated rules; distinct source ports."""
     result = []
-    for i in range(draw(st.integers(4, 16))):
+    for i in range(draw(st.integers(6, 16))):
         proto = draw(st.sampled_from(["tcp", "udp", "icmp", "sctp"]))
         path = draw(st.sampled_from(["in", "in", "in", "out"]))
         src = draw(st.sampled_from(LOCAL[:3] if path == "out" else ("10.1.2.3", "10.1.9.9", "203.0.113.5")))
@@ -315,7 +315,7 @@ def kube_rulesets(draw: st.DrawFn) -> tuple[str, list[Probe]]:
         version=version,
     )
     batch = []
-    for i in range(draw(st.integers(4, 16))):
+    for i in range(draw(st.integers(6, 16))):
         proto, dst, dport, node_port = draw(st.sampled_from(targets))
         source = draw(
             st.sampled_from(
