@@ -164,13 +164,30 @@ impl Node {
             IpAddr::V4(v) => v.is_loopback() && !self.route_localnet,
             IpAddr::V6(v) => v.is_loopback(),
         };
+        let loop_src = match src {
+            IpAddr::V4(v) => v.is_loopback() && !self.route_localnet,
+            IpAddr::V6(v) => v.is_loopback(),
+        };
         if loop_dst {
             Some("martian destination (loopback address off lo)")
-        } else if self.is_local(src) {
+        } else if loop_src {
+            Some("martian source (loopback address off lo)")
+        } else if self.is_configured(src) {
             Some("martian source (one of the node's own addresses, arriving from outside)")
         } else {
             None
         }
+    }
+
+    /// Whether an address is configured on one of the node's interfaces (or given as local):
+    /// what `fib_validate_source` refuses as a source from outside (`inet_lookup_ifaddr_rcu`).
+    /// Unlike [`Node::is_local`], the rest of 127.0.0.0/8 does not count: only lo's 127.0.0.1.
+    fn is_configured(&self, addr: &IpAddr) -> bool {
+        let lo = match addr {
+            IpAddr::V4(v) => *v == std::net::Ipv4Addr::LOCALHOST,
+            IpAddr::V6(v) => v.is_loopback(),
+        };
+        lo || self.local.contains(addr) || self.interfaces.iter().any(|i| i.addrs.iter().any(|x| x.addr == *addr))
     }
 
     /// Why routing refuses a locally generated packet leaving by a non-loopback interface: a
