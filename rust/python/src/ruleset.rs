@@ -90,8 +90,8 @@ impl Ruleset {
 
     /// iptables-save text, as the kernel's `iptables-save` prints it (without its header comments).
     #[pyo3(signature = (counters = false))]
-    fn save(&self, counters: bool) -> String {
-        self.inner.save(counters)
+    fn save(&self, counters: bool) -> PyResult<String> {
+        guard(|| Ok(self.inner.save(counters)))
     }
 
     /// `"ipv4"` or `"ipv6"`.
@@ -125,18 +125,20 @@ impl Ruleset {
     fn rules(&self, table: &str, chain: &str) -> PyResult<Vec<Rule>> {
         let t = self.table(table).py()?;
         let c = t.chain(chain).ok_or_else(|| Error::invalid("chain", format!("no chain {chain:?} in {table}"))).py()?;
-        Ok(c.rules
-            .iter()
-            .enumerate()
-            .map(|(i, r)| Rule {
-                table: table.to_string(),
-                chain: chain.to_string(),
-                index: i + 1,
-                line: r.line,
-                text: iptables::render::rule_text(c, r),
-                counters: r.counters.map(|k| (k.packets, k.bytes)),
-            })
-            .collect())
+        guard(std::panic::AssertUnwindSafe(|| {
+            Ok(c.rules
+                .iter()
+                .enumerate()
+                .map(|(i, r)| Rule {
+                    table: table.to_string(),
+                    chain: chain.to_string(),
+                    index: i + 1,
+                    line: r.line,
+                    text: iptables::render::rule_text(c, r),
+                    counters: r.counters.map(|k| (k.packets, k.bytes)),
+                })
+                .collect())
+        }))
     }
 
     fn __eq__(&self, other: &Bound<'_, PyAny>) -> bool {
