@@ -98,7 +98,7 @@ impl Ruleset {
     #[pyo3(signature = (table = "nat", numeric = false))]
     fn listing(&self, table: &str, numeric: bool) -> PyResult<String> {
         let name = parse_table_arg(table).py()?;
-        Ok(self.inner.listing(name, numeric))
+        guard(|| Ok(self.inner.listing(name, numeric)))
     }
 
     /// `"ipv4"` or `"ipv6"`.
