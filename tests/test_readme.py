@@ -44,6 +44,11 @@ def _shim(tmp: Path) -> dict[str, str]:
     shim.chmod(0o755)
     env = dict(os.environ)
     env["PATH"] = f"{bindir}{os.pathsep}{env.get('PATH', '')}"
+    # The recipe runs elsewhere: a relative PYTHONPATH (a checkout under test) must stay valid.
+    if env.get("PYTHONPATH"):
+        env["PYTHONPATH"] = os.pathsep.join(
+            str(Path(p).resolve()) for p in env["PYTHONPATH"].split(os.pathsep) if p
+        )
     return env
 
 
