@@ -74,8 +74,7 @@ class Model:
             local_addresses=testbed.local_addresses,
             interfaces=testbed.interfaces,
             routes=testbed.routes,
-            # The testbed's node sets net.ipv4.conf.*.route_localnet=1 (as kube-proxy does).
-            route_localnet=True,
+            route_localnet=testbed.route_localnet,
         )
 
     def origin(self, path: str) -> str:
