@@ -17,6 +17,10 @@ mod walk;
 #[cfg(test)]
 mod eval_tests;
 
+// --- speed: the compiled classifier ---
+pub mod compile;
+pub mod compiled;
+
 // --- parser ---
 pub mod listing;
 mod matches;
