@@ -41,7 +41,7 @@ class Ctx:
 
 
 def _addr(v6: bool) -> st.SearchStrategy[str]:
-    """A host or a network (host bits cleared: conntrack would print them back otherwise)."""
+    """A host or a network, host bits cleared."""
     if v6:
         pair = st.tuples(st.integers(0, 0xFFFF), st.integers(0, 0xFFFF))
         raw = pair.map(lambda t: f"fd00:{t[0]:x}::{t[1]:x}")
@@ -252,7 +252,9 @@ def _module(draw: st.DrawFn, ctx: Ctx) -> str:
             words.append(f"--ctdir {draw(st.sampled_from(['ORIGINAL', 'REPLY']))}")
         for flag in ("--ctorigsrc", "--ctreplsrc", "--ctrepldst"):
             if draw(st.integers(0, 3)) == 0:
-                words.append(f"{_bang(draw)}{flag} {draw(_addr(ctx.v6))}")
+                # Host bits are kept by conntrack (and printed back), so write some.
+                host = draw(_plain_addr(ctx.v6))
+                words.append(f"{_bang(draw)}{flag} {host}/{draw(st.integers(0, 128 if ctx.v6 else 32))}")
         for flag in ("--ctorigsrcport", "--ctreplsrcport", "--ctrepldstport"):
             if draw(st.integers(0, 3)) == 0:
                 words.append(f"{_bang(draw)}{flag} {_port_range(draw)}")
