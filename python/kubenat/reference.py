@@ -181,14 +181,13 @@ class ReferenceNode:
         return self.is_local(a) or self.addr_type(a) in ("BROADCAST", "MULTICAST")
 
     def martian_arriving(self, src: str, dst: str) -> bool:
-        """Routing drops packets from outside with a loopback source or destination (IPv4: unless
-        route_localnet) or with an address configured on the node as source."""
+        """Routing drops packets from outside with one of our own addresses as source, or to a
+        loopback destination (IPv4: unless route_localnet)."""
         d, s = _ip(dst), _ip(src)
         if d.is_loopback and (d.version == 6 or not self.route_localnet):
             return True
         if s.is_loopback and (s.version == 6 or not self.route_localnet):
             return True
-        # Otherwise only an address configured on an interface (lo has just 127.0.0.1) counts.
         return s in self.local or any(s == x.ip for xs in self.ifaces.values() for x in xs)
 
     def martian_leaving(self, src: str) -> bool:

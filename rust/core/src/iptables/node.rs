@@ -156,38 +156,24 @@ impl Node {
         self.route_localnet
     }
 
-    /// Why routing refuses a packet that arrived on a non-loopback interface: a source that is
-    /// one of the node's own addresses (`fib_validate_source` without `accept_local`), or a
-    /// loopback destination (IPv4 unless `route_localnet`; IPv6 always).
+    /// Why routing refuses a packet that arrived on a non-loopback interface
+    /// (`ip_route_input_slow`, then `fib_validate_source` with rp_filter and accept_local off):
+    /// a loopback destination or source (IPv4 unless `route_localnet`; IPv6 always), or a source
+    /// that is exactly one of the node's configured addresses.
     pub fn martian_arriving(&self, src: &IpAddr, dst: &IpAddr) -> Option<&'static str> {
-        let loop_dst = match dst {
+        let blocked = |a: &IpAddr| match a {
             IpAddr::V4(v) => v.is_loopback() && !self.route_localnet,
             IpAddr::V6(v) => v.is_loopback(),
         };
-        let loop_src = match src {
-            IpAddr::V4(v) => v.is_loopback() && !self.route_localnet,
-            IpAddr::V6(v) => v.is_loopback(),
-        };
-        if loop_dst {
+        if blocked(dst) {
             Some("martian destination (loopback address off lo)")
-        } else if loop_src {
+        } else if blocked(src) {
             Some("martian source (loopback address off lo)")
-        } else if self.is_configured(src) {
+        } else if self.local.contains(src) || self.interfaces.iter().any(|i| i.addrs.iter().any(|a| a.addr == *src)) {
             Some("martian source (one of the node's own addresses, arriving from outside)")
         } else {
             None
         }
-    }
-
-    /// Whether an address is configured on one of the node's interfaces (or given as local):
-    /// what `fib_validate_source` refuses as a source from outside (`inet_lookup_ifaddr_rcu`).
-    /// Unlike [`Node::is_local`], the rest of 127.0.0.0/8 does not count: only lo's 127.0.0.1.
-    fn is_configured(&self, addr: &IpAddr) -> bool {
-        let lo = match addr {
-            IpAddr::V4(v) => *v == std::net::Ipv4Addr::LOCALHOST,
-            IpAddr::V6(v) => v.is_loopback(),
-        };
-        lo || self.local.contains(addr) || self.interfaces.iter().any(|i| i.addrs.iter().any(|x| x.addr == *addr))
     }
 
     /// Why routing refuses a locally generated packet leaving by a non-loopback interface: a
