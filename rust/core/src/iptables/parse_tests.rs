@@ -91,10 +91,7 @@ fn statistic_probability_is_the_kernel_fraction() {
         saved("nat", "-A X -m statistic --mode nth --every 3 --packet 1 -g Y"),
         "-A X -m statistic --mode nth --every 3 --packet 1 -g Y"
     );
-    assert_eq!(
-        saved("nat", "-A X -m statistic --mode nth --every 2 -j Y"),
-        "-A X -m statistic --mode nth --every 2 --packet 0 -j Y"
-    );
+    assert_parse_err(err("nat", "-A X -m statistic --mode nth --every 2 -j Y"), 4, "requires \"--packet\"");
 }
 
 #[test]
@@ -202,13 +199,16 @@ fn comments_are_quoted_like_iptables_save() {
 #[test]
 fn tables_and_chains_in_save_order() {
     let rs = parse(
-        "*nat\n:ZZZ - [0:0]\n:AAA - [0:0]\n:lower - [0:0]\nCOMMIT\n*filter\nCOMMIT\n*raw\nCOMMIT\n*mangle\nCOMMIT\n",
+        "*nat\n:ZZZ - [0:0]\n:AAA - [0:0]\n:lower - [0:0]\nCOMMIT\n*filter\n-P INPUT ACCEPT\nCOMMIT\n\
+         *raw\n-P OUTPUT ACCEPT\nCOMMIT\n*mangle\n-P INPUT ACCEPT\nCOMMIT\n*security\nCOMMIT\n",
     )
     .unwrap();
     let names: Vec<TableName> = rs.tables.iter().map(|t| t.name).collect();
     assert_eq!(names, vec![TableName::Mangle, TableName::Raw, TableName::Filter, TableName::Nat]);
     let nat: Vec<&str> = rs.tables[3].chains.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(nat, vec!["PREROUTING", "INPUT", "OUTPUT", "POSTROUTING", "AAA", "ZZZ", "lower"]);
+    // A section with no command creates no table (iptables-restore, nf_tables backend).
+    assert!(parse("*nat\nCOMMIT\n*filter\n-F\nCOMMIT\n").unwrap().tables.is_empty());
 }
 
 #[test]

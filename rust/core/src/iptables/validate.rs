@@ -112,6 +112,11 @@ pub(crate) fn validate_table(table: &Table, family: Family, text: &str) -> Resul
             }
         }
     }
+    for chain in &table.chains {
+        for rule in &chain.rules {
+            check_addrtype_hooks(text, chain.name.as_str(), rule)?;
+        }
+    }
     // Which built-in chains reach each chain, and loops reachable from them.
     let edges: Vec<Vec<(usize, &Rule)>> = table
         .chains
@@ -238,4 +243,28 @@ fn reach<'t>(
         }
     }
     Ok(hooks)
+}
+
+/// `addrtype --limit-iface-in` cannot be used in OUTPUT/POSTROUTING, `--limit-iface-out` not in
+/// PREROUTING/INPUT (the kernel checks this for rules in those built-in chains).
+fn check_addrtype_hooks(text: &str, chain: &str, rule: &Rule) -> Result<()> {
+    for m in &rule.matches {
+        if let super::ast::Match::AddrType { limit_iface_in, limit_iface_out, .. } = m {
+            let bad = (*limit_iface_in && matches!(chain, "OUTPUT" | "POSTROUTING"))
+                || (*limit_iface_out && matches!(chain, "PREROUTING" | "INPUT"));
+            if bad {
+                let line = line_text(text, rule.line);
+                let column = line.find("--limit-iface").map_or(1, |p| line[..p].chars().count() + 1);
+                return Err(Error::parse(
+                    rule.line,
+                    column,
+                    line,
+                    format!(
+                        "addrtype: this interface limitation cannot be used in {chain} (the kernel refuses it: Invalid argument)"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
