@@ -163,8 +163,11 @@ class Overlay:
         out: list[Route] = []
         for r in self.remotes:
             if self.backend == "host-gw" or self._direct(r):
-                if r.subnet is not None and r.public_ip is not None:
+                if r.subnet is not None and r.public_ip is not None and self.config.enable_ipv4:
                     out.append(Route(dst=r.subnet, via=r.public_ip))
+                v6 = self.backend == "host-gw" and self.config.enable_ipv6
+                if v6 and r.ipv6_subnet is not None and r.public_ipv6 is not None:
+                    out.append(Route(dst=r.ipv6_subnet, via=r.public_ipv6))
                 continue
             if self.backend == "ipip":
                 if r.subnet is not None and r.public_ip is not None:
@@ -259,14 +262,9 @@ class Overlay:
             ]
         return "\n".join(lines) + "\n"
 
-    def ruleset(self, family: int = 4) -> Any:
-        """The same rules as a ``kubenat.Ruleset`` (needs the iptables-save parser)."""
-        import kubenat
-
-        parser = getattr(kubenat, "Ruleset", None)
-        if parser is None:
-            raise KubenatError("kubenat.Ruleset is not available in this build")
-        return parser.parse(self.iptables_save(family))
+    def ruleset(self, family: int = 4) -> _core.Ruleset:
+        """The same rules as a :class:`kubenat.Ruleset`."""
+        return _core.Ruleset.parse(self.iptables_save(family), "ipv4" if family == 4 else "ipv6")
 
     # ------------------------------------------------------------ encap / decap
 
