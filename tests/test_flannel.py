@@ -577,3 +577,100 @@ def test_flannel_rules_parse_as_a_ruleset() -> None:
     saved = o.ruleset().save()
     rules = sorted(line for line in text.splitlines() if line.startswith("-A"))
     assert sorted(line for line in saved.splitlines() if line.startswith("-A")) == rules
+
+
+def test_direct_routing_peers_are_not_encapsulated() -> None:
+    a, b = leases("vxlan")
+    far = Lease(
+        ipaddress.IPv4Network("10.244.3.0/24"),
+        ipaddress.IPv4Address("172.16.0.3"),
+        "vxlan",
+        "02:cc:00:00:00:01",
+        1,
+    )
+    o = Overlay(
+        conf({"Type": "vxlan", "DirectRouting": True}),
+        a,
+        [b, far],
+        underlay_mac=A_NIC,
+        underlay_prefix="192.168.50.0/24",
+        gateway_mac="02:00:00:00:00:fe",
+    )
+    near_pkt = tcp4()
+    assert (
+        o.encap(near_pkt)
+        == bytes.fromhex(B_NIC.replace(":", "") + A_NIC.replace(":", "")) + b"\x08\x00" + near_pkt
+    )
+    far_frame = Ether(o.encap(tcp4(dst="10.244.3.9")))
+    assert far_frame.haslayer(VXLAN) and far_frame[IP].dst == "172.16.0.3"
+    batch = o.encap_batch([near_pkt, tcp4(dst="10.244.3.9"), tcp4(dst="10.99.0.1")])
+    assert batch[0] == o.encap(near_pkt)
+    assert isinstance(batch[1], bytes) and Ether(batch[1]).haslayer(VXLAN)
+    assert isinstance(batch[2], kubenat.DecapError) and batch[2].kind == "no_route"
+
+
+ipv6_packets = st.builds(
+    lambda host, sport, dport, tc, hlim, payload: bytes(
+        IPv6(src="fd00:10:244:1::5", dst=f"fd00:10:244:2::{host:x}", tc=tc, hlim=hlim)
+        / UDP(sport=sport, dport=dport)
+        / payload
+    ),
+    st.integers(0, 0xFFFF),
+    st.integers(1, 65535),
+    st.integers(1, 65535),
+    st.integers(0, 255),
+    st.integers(1, 255),
+    st.binary(max_size=300),
+)
+
+
+def _v6_pair() -> tuple[Overlay, Overlay]:
+    c = NetConf.parse(
+        '{"Network": "10.244.0.0/16", "EnableIPv6": true, "IPv6Network": "fd00:10:244::/56",'
+        ' "Backend": {"Type": "vxlan"}}'
+    )
+
+    def lease(n: int) -> Lease:
+        return Lease(
+            ipaddress.IPv4Network(f"10.244.{n}.0/24"),
+            ipaddress.IPv4Address(f"192.168.50.{n}"),
+            "vxlan",
+            f"02:aa:00:00:00:0{n}",
+            1,
+            ipaddress.IPv6Network(f"fd00:10:244:{n}::/64"),
+            ipaddress.IPv6Address(f"fd99::{n}"),
+            f"02:a6:00:00:00:0{n}",
+            underlay_mac=f"02:00:00:00:00:0{n}",
+        )
+
+    return Overlay(c, lease(1), [lease(2)], underlay_mac=A_NIC), Overlay(
+        c, lease(2), [lease(1)], underlay_mac=B_NIC
+    )
+
+
+@given(ipv6_packets, st.sampled_from(["ethernet", "ip"]))
+def test_ipv6_vxlan_round_trip(packet: bytes, link: str) -> None:
+    a, b = _v6_pair()
+    frame = a.encap(packet, link=link)
+    assert b.decap(frame, link=link) == packet
+
+
+@given(ipv4_packets, st.integers(0, 2**32 - 1))
+def test_gbp_round_trip(packet: bytes, mark: int) -> None:
+    a, b = pair_gbp()
+    frame = a.encap(packet, mark=mark)
+    vx = Ether(frame)[VXLAN]
+    assert vx.flags == (0x88 if mark else 0x08)
+    assert b.decap(frame) == packet
+    # a device without gbp drops GBP-flagged frames as malformed
+    _, plain = pair("vxlan")
+    if mark:
+        with pytest.raises(kubenat.DecapError) as e:
+            plain.decap(frame)
+        assert e.value.kind == "vxlan_reserved"
+
+
+def pair_gbp() -> tuple[Overlay, Overlay]:
+    c = conf({"Type": "vxlan", "GBP": True})
+    a, b = leases("vxlan")
+    return Overlay(c, a, [b], underlay_mac=A_NIC), Overlay(c, b, [a], underlay_mac=B_NIC)

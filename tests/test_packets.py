@@ -51,6 +51,9 @@ def test_bytes_round_trip_equality_hash_pickle() -> None:
     q = Packet.from_bytes(bytes(p))
     assert q == p and hash(q) == hash(p)
     assert p.to_bytes() == bytes(p)
+    assert Packet.from_bytes(bytearray(bytes(p))) == Packet.from_bytes(memoryview(bytes(p))) == p
+    with pytest.raises(TypeError):
+        Packet.from_bytes("45000014")  # type: ignore[arg-type]
     assert pickle.loads(pickle.dumps(p)) == p
     assert p != Packet.from_bytes(bytes(p.with_nat(sport=5001)))
     assert p != object()

@@ -384,3 +384,20 @@ def test_non_first_fragment_has_no_ports() -> None:
     p = Packet.from_bytes(bytes(sp))
     assert (p.protocol, p.sport, p.flags, p.fragment_offset, p.more_fragments) == (6, None, None, 185, True)
     assert repr(p) == "Packet(tcp 10.0.0.1 -> 10.0.0.2 frag 1480+)"
+
+
+@given(st.sampled_from(["udp", "tcp"]), st.integers(1, 200), st.sampled_from([8, 16, 64]))
+def test_ipv4_fragments_from_scapy(kind: str, size: int, fragsize: int) -> None:
+    l4 = s.UDP(sport=1, dport=2) if kind == "udp" else s.TCP(sport=1, dport=2)
+    frags = s.fragment(s.IP(src="10.0.0.1", dst="10.0.0.2") / l4 / (b"z" * size), fragsize=fragsize)
+    for i, f in enumerate(frags):
+        p = Packet.from_bytes(bytes(f))
+        assert (p.fragment_offset, p.more_fragments) == (f.frag, bool(f.flags.MF))
+        assert p.is_fragment == (len(frags) > 1)
+        header = 8 if kind == "udp" else 20
+        if i == 0 and len(f[s.IP].payload) >= header:
+            assert (p.sport, p.dport) == (1, 2)
+        else:
+            assert (p.sport, p.dport, p.flags) == (None, None, None)
+            assert p.payload == bytes(f[s.IP].payload)
+        assert p.checksums_valid()

@@ -91,7 +91,7 @@ class Packet:
     ) -> Packet:
         """An ICMP message (ICMPv6 for IPv6 addresses); ``type`` defaults to echo request."""
     @classmethod
-    def from_bytes(cls, data: bytes, *, link: str = "auto") -> Packet:
+    def from_bytes(cls, data: bytes | bytearray | memoryview, *, link: str = "auto") -> Packet:
         """Dissects bytes (``link``: "auto", "ip" or "ethernet"); raises ``PacketError``."""
     @classmethod
     def from_scapy(cls, p: Any) -> Packet:
@@ -272,6 +272,7 @@ class Ruleset:
     @staticmethod
     def parse(text: str, family: str | None = None) -> Ruleset: ...
     def save(self, counters: bool = False) -> str: ...
+    def listing(self, table: str = "nat", numeric: bool = False) -> str: ...
     @property
     def family(self) -> str: ...
     @property
@@ -399,6 +400,8 @@ class Result:
     @property
     def masquerade(self) -> bool: ...
     @property
+    def random_port(self) -> bool: ...
+    @property
     def mark(self) -> int: ...
     @property
     def ct_state(self) -> str: ...
@@ -439,6 +442,7 @@ class Netfilter:
         interfaces: dict[str, list[str]] | None = None,
         routes: list[tuple[str, str]] = ...,
         stateless: bool = False,
+        route_localnet: bool = False,
     ) -> Netfilter: ...
     def evaluate(
         self,

@@ -206,7 +206,7 @@ class NetConf:
             subnet_len=subnet_len,
             subnet_min=smin,
             subnet_max=smax,
-            backend=_backend(source, _get(obj, "Backend")),
+            backend=_backend(source, _get(obj, "Backend"), any(str(k).lower() == "backend" for k in obj)),
             enable_ipv4=enable_ipv4,
             enable_ipv6=enable_ipv6,
             enable_nftables=enable_nft,
@@ -289,10 +289,12 @@ def _subnets(
     return length, smin, smax
 
 
-def _backend(source: str, raw: Any) -> BackendConfig:
-    if raw is None:
+def _backend(source: str, raw: Any, present: bool) -> BackendConfig:
+    if not present:
         # parseBackendType: no Backend at all means "udp" (the docs say vxlan; the code says udp).
         return BackendConfig(type="udp")
+    if raw is None:
+        raise _err(source, "Backend.Type", 'Backend is null: flannel fails (unknown backend type "")')
     if not isinstance(raw, Mapping):
         raise _err(source, "Backend", f"expected an object, got {raw!r}")
     btype = _get(raw, "Type")

@@ -11,7 +11,7 @@ from functools import cached_property
 from typing import Any
 
 from kubenat import _core
-from kubenat.errors import ConfigError, KubenatError
+from kubenat.errors import ConfigError, DecapError, KubenatError
 from kubenat.flannel import (
     OVERHEAD,
     FdbEntry,
@@ -163,8 +163,11 @@ class Overlay:
         out: list[Route] = []
         for r in self.remotes:
             if self.backend == "host-gw" or self._direct(r):
-                if r.subnet is not None and r.public_ip is not None:
+                if r.subnet is not None and r.public_ip is not None and self.config.enable_ipv4:
                     out.append(Route(dst=r.subnet, via=r.public_ip))
+                v6 = self.backend == "host-gw" and self.config.enable_ipv6
+                if v6 and r.ipv6_subnet is not None and r.public_ipv6 is not None:
+                    out.append(Route(dst=r.ipv6_subnet, via=r.public_ipv6))
                 continue
             if self.backend == "ipip":
                 if r.subnet is not None and r.public_ip is not None:
@@ -259,14 +262,9 @@ class Overlay:
             ]
         return "\n".join(lines) + "\n"
 
-    def ruleset(self, family: int = 4) -> Any:
-        """The same rules as a ``kubenat.Ruleset`` (needs the iptables-save parser)."""
-        import kubenat
-
-        parser = getattr(kubenat, "Ruleset", None)
-        if parser is None:
-            raise KubenatError("kubenat.Ruleset is not available in this build")
-        return parser.parse(self.iptables_save(family))
+    def ruleset(self, family: int = 4) -> _core.Ruleset:
+        """The same rules as a :class:`kubenat.Ruleset`."""
+        return _core.Ruleset.parse(self.iptables_save(family), "ipv4" if family == 4 else "ipv6")
 
     # ------------------------------------------------------------ encap / decap
 
@@ -284,6 +282,8 @@ class Overlay:
             )
         entries: list[tuple[str, str, str | None, str | None]] = []
         for r in self.remotes:
+            if self._direct(r):
+                continue  # routed without encapsulation: see _direct_encapsulator
             if r.subnet is not None and r.public_ip is not None and self.config.enable_ipv4:
                 entries.append((str(r.subnet), str(r.public_ip), r.vtep_mac, self._peer_mac(r)))
             if r.ipv6_subnet is not None and r.public_ipv6 is not None and self.config.enable_ipv6:
@@ -309,13 +309,37 @@ class Overlay:
             tun_addr=tun,
         )
 
+    @cached_property
+    def _direct_encapsulator(self) -> _core.Encapsulator | None:
+        """DirectRouting peers get host-gw treatment: the inner packet, routed, no encapsulation."""
+        direct = [r for r in self.remotes if self._direct(r)]
+        if not direct:
+            return None
+        entries = [(str(r.subnet), str(r.public_ip), None, self._peer_mac(r)) for r in direct]
+        return _core.Encapsulator(
+            "host-gw",
+            public_ip=None if self.lease.public_ip is None else str(self.lease.public_ip),
+            underlay_mac=self.underlay_mac,
+            leases=entries,
+            gateway_mac=self.gateway_mac,
+            mtu=self.link_mtu,
+        )
+
     def encap(self, packet: Any, *, ip_id: int = 0, mark: int = 0, link: str = "ethernet") -> bytes:
         """The frame this node sends for the inner IP packet (bytes or a scapy packet).
 
         Raises :class:`kubenat.DecapError` when the node would drop or answer it instead
         (``kind``: ``no_route``, ``net_unreachable``, ``ttl_expired``, ``oversize`` ...).
+        With ``DirectRouting``, packets for on-link peers leave unencapsulated.
         """
-        return self.encapsulator.encap(_as_bytes(packet), ip_id=ip_id, mark=mark, link=link)
+        data = _as_bytes(packet)
+        try:
+            return self.encapsulator.encap(data, ip_id=ip_id, mark=mark, link=link)
+        except DecapError as e:
+            direct = self._direct_encapsulator
+            if getattr(e, "kind", "") != "no_route" or direct is None:
+                raise
+            return direct.encap(data, link=link)
 
     def decap(self, frame: Any, *, link: str = "ethernet") -> bytes:
         """The inner IP packet of a frame this node receives; :class:`kubenat.DecapError` when the
@@ -326,9 +350,17 @@ class Overlay:
         self, packets: Sequence[Any], *, ip_id: int = 0, mark: int = 0, link: str = "ethernet"
     ) -> list[bytes | KubenatError]:
         """Many packets at once (the GIL is released); errors are returned in place, not raised."""
-        return self.encapsulator.encap_batch(
-            [_as_bytes(p) for p in packets], ip_id=ip_id, mark=mark, link=link
-        )
+        data = [_as_bytes(p) for p in packets]
+        out = self.encapsulator.encap_batch(data, ip_id=ip_id, mark=mark, link=link)
+        direct = self._direct_encapsulator
+        if direct is not None:
+            for i, r in enumerate(out):
+                if isinstance(r, DecapError) and getattr(r, "kind", "") == "no_route":
+                    try:
+                        out[i] = direct.encap(data[i], link=link)
+                    except KubenatError as e:
+                        out[i] = e
+        return out
 
     def decap_batch(self, frames: Sequence[Any], *, link: str = "ethernet") -> list[bytes | KubenatError]:
         """Many frames at once (the GIL is released); errors are returned in place, not raised."""

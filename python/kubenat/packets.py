@@ -126,16 +126,17 @@ def flannel_udp(
     port: int = FLANNEL_UDP_PORT,
     src_mac: str | None = None,
     dst_mac: str | None = None,
+    ip_id: int = 0,
 ) -> Any:
-    """A flannel UDP-backend datagram as scapy layers: [Ether /] IP(DF, ID 0, TTL 64) /
+    """A flannel UDP-backend datagram as scapy layers: [Ether /] IP(DF, ID ``ip_id``, TTL 64) /
     UDP(port → port) / the bare inner IPv4 packet (pass it as the proxy sends it, TTL already
-    decremented)."""
+    decremented). The kernel picks the IP ID (not predictable, not 0 on current kernels)."""
     from scapy.layers.inet import IP, UDP
     from scapy.layers.l2 import Ether
 
     bind_flannel_layers(port)
     pkt = (
-        IP(src=outer_src, dst=outer_dst, ttl=64, flags="DF", id=0)
+        IP(src=outer_src, dst=outer_dst, ttl=64, flags="DF", id=ip_id)
         / UDP(sport=port, dport=port)
         / IP(bytes(inner))
     )

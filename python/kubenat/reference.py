@@ -143,7 +143,9 @@ class ReferenceNode:
         local_addresses: list[str] = (),  # type: ignore[assignment]
         interfaces: dict[str, list[str]] | None = None,
         routes: list[tuple[str, str]] = (),  # type: ignore[assignment]
+        route_localnet: bool = False,
     ) -> None:
+        self.route_localnet = route_localnet
         self.tables = parse_save(text)
         self.local = {_ip(a) for a in local_addresses}
         ifaces = dict(interfaces or {})
@@ -177,6 +179,19 @@ class ReferenceNode:
 
     def delivers_locally(self, a: str) -> bool:
         return self.is_local(a) or self.addr_type(a) in ("BROADCAST", "MULTICAST")
+
+    def martian_arriving(self, src: str, dst: str) -> bool:
+        """Routing drops packets from outside with one of our own addresses as source, or to a
+        loopback destination (IPv4: unless route_localnet)."""
+        d = _ip(dst)
+        if d.is_loopback and (d.version == 6 or not self.route_localnet):
+            return True
+        return self.is_local(src)
+
+    def martian_leaving(self, src: str) -> bool:
+        """A loopback source never leaves by another interface (IPv4: unless route_localnet)."""
+        s = _ip(src)
+        return s.is_loopback and (s.version == 6 or not self.route_localnet)
 
     def route(self, a: str) -> str | None:
         ip = _ip(a)
@@ -459,7 +474,7 @@ class ReferenceNode:
 
         if local:
             first = "lo" if self.delivers_locally(dst) else self.route(dst)
-            if first is None:
+            if first is None or (first != "lo" and self.martian_leaving(src)):
                 done(Fraction(1), p, "DROP", None, False)
                 return results
             for q, pk, end in self._hook("OUTPUT", dataclasses.replace(p, out_iface=first)):
@@ -468,7 +483,7 @@ class ReferenceNode:
                     continue
                 to_self = self.delivers_locally(pk.dst)
                 out = "lo" if to_self else self.route(pk.dst)
-                if out is None:
+                if out is None or (out != "lo" and self.martian_leaving(pk.src)):
                     done(q, pk, "DROP", None, False)
                     continue
                 for r, pk2, end2 in self._hook("POSTROUTING", dataclasses.replace(pk, out_iface=out)):
@@ -486,6 +501,9 @@ class ReferenceNode:
         for q, pk, end in self._hook("PREROUTING", p):
             if end:
                 done(q, pk, end, None, False)
+                continue
+            if in_iface != "lo" and self.martian_arriving(pk.src, pk.dst):
+                done(q, pk, "DROP", None, False)
                 continue
             if self.delivers_locally(pk.dst):
                 for r, pk2, end2 in self._hook("INPUT", pk):

@@ -57,8 +57,11 @@ class Probe:
         return f"{self.proto} {self.src}:{self.sport} -> {self.dst}:{self.dport} ({self.path})"
 
 
-@st.composite
-def _match(draw: st.DrawFn, hook: str, proto: str | None) -> str:
+_GROUPS = {"dport": "l4", "sport": "l4", "range": "l4", "syn": "l4"}
+"""Kinds that use the same module instance may appear only once together."""
+
+
+def _kinds(hook: str, proto: str | None) -> list[str]:
     kinds = ["src", "dst", "mark", "comment", "addrtype", "ctstate", "statistic"]
     if proto in ("tcp", "udp", "sctp"):
         kinds += ["dport", "sport", "range", "multiport"]
@@ -70,7 +73,11 @@ def _match(draw: st.DrawFn, hook: str, proto: str | None) -> str:
         kinds.append("in")
     if hook in _OUT_OK:
         kinds.append("out")
-    kind = draw(st.sampled_from(kinds))
+    return kinds
+
+
+@st.composite
+def _match(draw: st.DrawFn, kind: str, proto: str | None) -> str:
     neg = "! " if draw(st.integers(0, 4)) == 0 else ""
     if kind == "src":
         return f"{neg}-s {draw(st.sampled_from(NETS))}"
@@ -115,15 +122,16 @@ def _target(draw: st.DrawFn, table: str, hook: str, proto: str | None, chains: l
     if chains:
         options += ["jump", "goto"]
     if table == "filter":
-        options += ["ACCEPT", "DROP", "REJECT"]
+        options += ["ACCEPT", "DROP", "REJECT", "REJECT"]
     elif table == "nat":
         options += ["ACCEPT"]
+        # NAT targets weighted up: they are what kubenat is most about.
         if hook in ("PREROUTING", "OUTPUT"):
-            options += ["DNAT", "REDIRECT"] if ported else ["DNAT"]
+            options += ["DNAT", "DNAT", "DNAT", "REDIRECT"] if ported else ["DNAT", "DNAT", "DNAT"]
         else:
-            options += ["SNAT", "MASQUERADE"] if hook == "POSTROUTING" else ["SNAT"]
+            options += ["SNAT", "MASQUERADE", "MASQUERADE"] if hook == "POSTROUTING" else ["SNAT"]
     else:
-        options += ["ACCEPT"]
+        options += ["ACCEPT", "DROP"]
     kind = draw(st.sampled_from(options))
     if kind == "MARK":
         how = draw(
@@ -156,7 +164,10 @@ def _target(draw: st.DrawFn, table: str, hook: str, proto: str | None, chains: l
 def _rule(draw: st.DrawFn, table: str, hook: str, chains: list[str], user: bool) -> str:
     proto = draw(st.sampled_from([None, "tcp", "udp", "icmp", "sctp"]))
     parts = [f"-p {proto}"] if proto else []
-    parts += draw(st.lists(_match(hook, proto), max_size=3))
+    kinds = draw(
+        st.lists(st.sampled_from(_kinds(hook, proto)), max_size=3, unique_by=lambda k: _GROUPS.get(k, k))
+    )
+    parts += [draw(_match(kind, proto)) for kind in kinds]
     parts.append(draw(_target(table, hook, proto, chains, user)))
     return " ".join(parts)
 
@@ -166,6 +177,8 @@ def general_rulesets(draw: st.DrawFn) -> str:
     """iptables-save text of a random ruleset the kernel accepts."""
     sections = []
     tables = draw(st.lists(st.sampled_from(sorted(HOOKS)), min_size=1, max_size=4, unique=True))
+    if "nat" not in tables and draw(st.integers(0, 2)):
+        tables.append("nat")
     for table in sorted(tables, key=list(HOOKS).index):
         lines = [f"*{table}"]
         policies = {hook: "ACCEPT" for hook in HOOKS[table]}
@@ -193,7 +206,7 @@ def general_rulesets(draw: st.DrawFn) -> str:
 def probes(draw: st.DrawFn, first_port: int = 40000) -> list[Probe]:
     """A handful of packets likely to hit the generated rules; distinct source ports."""
     result = []
-    for i in range(draw(st.integers(1, 12))):
+    for i in range(draw(st.integers(4, 16))):
         proto = draw(st.sampled_from(["tcp", "udp", "icmp", "sctp"]))
         path = draw(st.sampled_from(["in", "in", "in", "out"]))
         src = draw(st.sampled_from(LOCAL[:3] if path == "out" else ("10.1.2.3", "10.1.9.9", "203.0.113.5")))
@@ -209,3 +222,114 @@ TESTBED_OPTIONS: dict[str, Any] = {
     "routes": {"10.244.3.0/24": "sink1"},
     "addresses": {"eth0": [f"{NODE_IP}/24"]},
 }
+
+
+CLUSTER_CIDR = "10.244.0.0/16"
+_PROTOCOL_LISTS = st.lists(st.sampled_from(["TCP", "UDP", "SCTP"]), min_size=1, max_size=2, unique=True)
+
+
+@st.composite
+def kube_rulesets(draw: st.DrawFn) -> tuple[str, list[Probe]]:
+    """kube-proxy's rules for 1-3 random Services (via ``kubenat.proxy``), and probes aimed at
+    them: cluster IPs, NodePorts, load-balancer and external IPs, from pods, from outside and
+    from the node itself. Every probe has its own source address (so ClientIP affinity of one
+    probe never steers another)."""
+    from kubenat.proxy import build_text
+
+    objects: list[dict[str, Any]] = []
+    targets: list[tuple[str, str, int, bool]] = []  # (proto, address, port, node-port?)
+    for index in range(draw(st.integers(1, 3))):
+        name = f"svc{index}"
+        protocols = draw(
+            st.lists(st.sampled_from(["TCP", "UDP", "SCTP"]), min_size=1, max_size=2, unique=True)
+        )
+        kind = draw(st.sampled_from(["ClusterIP", "NodePort", "LoadBalancer"]))
+        cluster_ip = f"10.96.{index}.10"
+        ports = []
+        for i, proto in enumerate(protocols):
+            port: dict[str, Any] = {"name": f"p{i}", "port": 80 + i, "protocol": proto}
+            if kind != "ClusterIP":
+                port["nodePort"] = 30000 + 10 * index + i
+            ports.append(port)
+        spec: dict[str, Any] = {
+            "type": kind,
+            "clusterIP": cluster_ip,
+            "ports": ports,
+            "sessionAffinity": draw(st.sampled_from(["None", "None", "ClientIP"])),
+            "internalTrafficPolicy": draw(st.sampled_from(["Cluster", "Cluster", "Local"])),
+        }
+        external = [f"198.51.100.{index * 4 + 1}"] if draw(st.booleans()) else []
+        if external:
+            spec["externalIPs"] = external
+        if kind != "ClusterIP":
+            spec["externalTrafficPolicy"] = draw(st.sampled_from(["Cluster", "Local"]))
+        service: dict[str, Any] = {
+            "kind": "Service",
+            "metadata": {"name": name, "namespace": "ns"},
+            "spec": spec,
+        }
+        lb = []
+        if kind == "LoadBalancer":
+            lb = [f"198.51.100.{index * 4 + 2}"]
+            service["status"] = {"loadBalancer": {"ingress": [{"ip": ip} for ip in lb]}}
+            if draw(st.booleans()):
+                spec["loadBalancerSourceRanges"] = ["203.0.113.0/28"]
+        endpoints = [
+            {
+                "addresses": [f"10.244.{draw(st.sampled_from([3, 5]))}.{10 * index + j + 1}"],
+                "nodeName": draw(st.sampled_from(["n1", "n2"])),
+                "conditions": {"ready": draw(st.sampled_from([True, True, True, False])), "serving": True},
+            }
+            for j in range(draw(st.sampled_from([0, 1, 2, 2, 3, 3])))
+        ]
+        objects += [
+            service,
+            {
+                "kind": "EndpointSlice",
+                "metadata": {
+                    "name": f"{name}-a",
+                    "namespace": "ns",
+                    "labels": {"kubernetes.io/service-name": name},
+                },
+                "addressType": "IPv4",
+                "endpoints": endpoints,
+                "ports": [
+                    {"name": p["name"], "port": 8080 + i, "protocol": p["protocol"]}
+                    for i, p in enumerate(ports)
+                ],
+            },
+        ]
+        for p in ports:
+            proto = p["protocol"].lower()
+            targets += [(proto, cluster_ip, p["port"], False)]
+            targets += [(proto, addr, p["port"], False) for addr in external + lb]
+            if "nodePort" in p:
+                targets.append((proto, NODE_IP, p["nodePort"], True))
+    version = draw(st.sampled_from(["1.28", "current"]))
+    text = build_text(
+        objects,
+        node_name="n1",
+        node_ips=(NODE_IP,),
+        cluster_cidrs=(CLUSTER_CIDR,),
+        interface_addresses=(f"{NODE_IP}/24", "10.253.1.1/24", "10.253.2.1/24", "10.253.3.1/24"),
+        version=version,
+    )
+    batch = []
+    for i in range(draw(st.integers(4, 16))):
+        proto, dst, dport, node_port = draw(st.sampled_from(targets))
+        source = draw(
+            st.sampled_from(
+                ["pod", "outside", "node", "localhost"] if node_port else ["pod", "outside", "node"]
+            )
+        )
+        path = "out" if source in ("node", "localhost") else "in"
+        src = {
+            "pod": f"10.244.1.{i + 1}",
+            "outside": f"203.0.113.{i + 1}",
+            "node": NODE_IP,
+            "localhost": "127.0.0.1",
+        }[source]
+        if source == "localhost":
+            dst = "127.0.0.1"
+        batch.append(Probe(proto, src, dst, 40000 + i, dport, path))
+    return text, batch

@@ -263,3 +263,36 @@ def test_ipv6_overlay_against_flannel_v6(two: tuple[str, str]) -> None:
         tx.close()
         rx.close()
     assert received == [b"v6"] * len(inners)
+
+
+def test_host_gw_frames_are_the_routed_packet(two: tuple[str, str]) -> None:
+    """host-gw: the routes Overlay lists, installed in A, put exactly ``Overlay.encap``'s frame on
+    the wire (a new Ethernet header, the packet itself unchanged for a locally sent packet)."""
+    a, b = two
+    conf = NetConf.parse('{"Network": "10.244.0.0/16", "Backend": {"Type": "host-gw"}}')
+    la = Lease(ipaddress.IPv4Network("10.244.1.0/24"), ipaddress.IPv4Address(A_IP), "host-gw")
+    lb = Lease(ipaddress.IPv4Network("10.244.2.0/24"), ipaddress.IPv4Address(B_IP), "host-gw")
+    oa = Overlay(conf, la, [lb], underlay_mac=A_NIC, peer_macs={B_IP: B_NIC})
+    ob = Overlay(conf, lb, [la], underlay_mac=B_NIC, peer_macs={A_IP: A_NIC})
+    for r in oa.routes():
+        run(["ip", "-n", a, "route", "replace", *str(r).split()])
+    assert [str(r) for r in oa.routes()] == ["10.244.2.0/24 via 192.168.50.2"]
+    inners = [inner_udp(5000 + i, 53, bytes([i]) * i, tos=i) for i in range(3)]
+
+    def send() -> None:
+        s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+        try:
+            for p in [inners[0], *inners]:
+                s.sendto(p, ("10.244.2.5", 0))
+                time.sleep(0.05)
+        finally:
+            s.close()
+
+    cap = packet_socket(b, "veth-b")
+    try:
+        _netns.call_in(a, send)
+        got = _frames(cap, 4, bytes([10, 244, 2, 5]), 30)
+    finally:
+        cap.close()
+    assert [g.hex() for g in got[1:]] == [oa.encap(p).hex() for p in inners]
+    assert [ob.decap(g) for g in got[1:]] == inners

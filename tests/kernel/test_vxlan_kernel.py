@@ -15,12 +15,14 @@ that ``Overlay`` says flannel programs, applied with ``ip``/``bridge``.
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import select
 import socket
 import struct
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pytest
@@ -54,7 +56,9 @@ class Pair:
     overlay_b: Overlay
 
 
-def _program(ns: str, nic: str, mac: str, ip: str, vtep: str, overlay: Overlay, udpcsum: bool) -> None:
+def _program(
+    ns: str, nic: str, mac: str, ip: str, vtep: str, overlay: Overlay, udpcsum: bool, gbp: bool = False
+) -> None:
     run = _netns.run
     run(["ip", "-n", ns, "link", "set", "lo", "up"])
     run(["ip", "-n", ns, "link", "set", nic, "address", mac])
@@ -67,6 +71,7 @@ def _program(ns: str, nic: str, mac: str, ip: str, vtep: str, overlay: Overlay, 
         [
             *("ip", "-n", ns, "link", "add", "flannel.1", "address", vtep, "type", "vxlan", "id", "1"),
             *("local", ip, "dev", nic, "nolearning", "dstport", "8472", csum),
+            *(("gbp",) if gbp else ()),
         ]
     )
     lease = overlay.lease
@@ -89,12 +94,12 @@ def _leases() -> tuple[Lease, Lease]:
     return a, b
 
 
-@pytest.fixture(scope="module", params=[True, False], ids=["udpcsum", "noudpcsum"])
-def pair(request: pytest.FixtureRequest) -> Iterator[Pair]:
-    udpcsum: bool = request.param
+@contextmanager
+def _make_pair(udpcsum: bool, gbp: bool = False) -> Iterator[Pair]:
     tag = os.urandom(3).hex()
     a, b = f"kn-fl{tag}-a", f"kn-fl{tag}-b"
-    conf = NetConf.parse('{"Network": "10.244.0.0/16", "Backend": {"Type": "vxlan"}}')
+    backend = {"Type": "vxlan", "GBP": gbp}
+    conf = NetConf.parse(json.dumps({"Network": "10.244.0.0/16", "Backend": backend}))
     la, lb = _leases()
     oa = Overlay(conf, la, [lb], underlay_mac=A_NIC, peer_macs={B_IP: B_NIC}, udp_checksum=udpcsum)
     ob = Overlay(conf, lb, [la], underlay_mac=B_NIC, peer_macs={A_IP: A_NIC}, udp_checksum=udpcsum)
@@ -103,12 +108,24 @@ def pair(request: pytest.FixtureRequest) -> Iterator[Pair]:
         _netns.run(
             ["ip", "-n", a, "link", "add", "veth-a", "type", "veth", "peer", "name", "veth-b", "netns", b]
         )
-        _program(a, "veth-a", A_NIC, A_IP, A_VTEP, oa, udpcsum)
-        _program(b, "veth-b", B_NIC, B_IP, B_VTEP, ob, udpcsum)
+        _program(a, "veth-a", A_NIC, A_IP, A_VTEP, oa, udpcsum, gbp)
+        _program(b, "veth-b", B_NIC, B_IP, B_VTEP, ob, udpcsum, gbp)
         yield Pair(a, b, oa, ob)
     finally:
         errors = _netns.delete([a, b])
         assert not errors, errors
+
+
+@pytest.fixture(scope="module", params=[True, False], ids=["udpcsum", "noudpcsum"])
+def pair(request: pytest.FixtureRequest) -> Iterator[Pair]:
+    with _make_pair(request.param) as p:
+        yield p
+
+
+@pytest.fixture(scope="module")
+def gbp_pair() -> Iterator[Pair]:
+    with _make_pair(True, gbp=True) as p:
+        yield p
 
 
 def _vxlan_frames(sock: socket.socket, want: int, timeout: float = 2.0) -> list[bytes]:
@@ -315,3 +332,39 @@ def test_kubenat_rejects_what_the_kernel_drops(
         f"{name}: kernel {'delivered' if kernel_accepts else 'dropped'} it, "
         f"kubenat {'accepted' if kubenat_accepts else 'rejected'} it {reason}"
     )
+
+
+@pytest.mark.parametrize("mark", [0, 0x1234, 0x00481234, 0x00400000])
+def test_gbp_policy_from_the_mark(gbp_pair: Pair, mark: int) -> None:
+    """On a ``gbp`` device the VXLAN header carries the packet mark's group policy (G flag only
+    for a non-zero mark); kubenat's ``encap(mark=...)`` builds the same header."""
+    _ping_neighbours(gbp_pair)
+    inner = inner_udp(4100 + mark % 7, 53, b"gbp")
+
+    def send() -> None:
+        s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+        try:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, mark)
+            s.sendto(inner, (B_POD, 0))
+        finally:
+            s.close()
+
+    sock = packet_socket(gbp_pair.b, "veth-b")
+    try:
+        _netns.call_in(gbp_pair.a, send)
+        frames = _vxlan_frames(sock, 1)
+    finally:
+        sock.close()
+    assert frames
+    got = frames[0]
+    ip_id = struct.unpack("!H", got[18:20])[0]
+    want = bytearray(gbp_pair.overlay_a.encap(inner, ip_id=ip_id, mark=mark))
+    want[34:36] = got[34:36]
+    want[40:42] = struct.pack("!H", udp_checksum(bytes(want)))
+    assert got[42:50].hex() == bytes(want[42:50]).hex()
+    assert got.hex() == bytes(want).hex()
+    # and the receiving gbp device accepts kubenat's frame
+    assert gbp_pair.overlay_b.decap(bytes(want)) == inner
+    port = 7300 + mark % 97
+    frame = gbp_pair.overlay_a.encap(inner_udp(6200, port, b"gbp-rx"), ip_id=1, mark=mark)
+    assert _delivered(gbp_pair, [frame], port) == [b"gbp-rx"]

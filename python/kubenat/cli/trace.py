@@ -55,6 +55,7 @@ def outcome_dict(o: Any) -> dict[str, Any]:
         "dnat": d["dnat"],
         "snat": d["snat"],
         "masquerade": d["masquerade"],
+        "random_port": d["random_port"],
         "mark": d["mark"],
         "nat": d["nat"],
         "ct_state": d["ct_state"],
@@ -149,6 +150,7 @@ def _tree(o: Any) -> Any:
 @click.option("--local", "local", multiple=True, help="An address of the node (repeatable).")
 @click.option("--interface", "interfaces", multiple=True, help="NAME=ADDR/PREFIX[,...] (repeatable).")
 @click.option("--route", "routes", multiple=True, help="PREFIX=IFACE (repeatable).")
+@click.option("--route-localnet", is_flag=True, help="Allow 127.0.0.0/8 off lo (as kube-proxy sets it).")
 @click.option("--json", "as_json", is_flag=True, help="Print the outcomes as JSON.")
 def trace(
     rules: str,
@@ -161,6 +163,7 @@ def trace(
     local: tuple[str, ...],
     interfaces: tuple[str, ...],
     routes: tuple[str, ...],
+    route_localnet: bool,
     as_json: bool,
 ) -> None:
     """Trace a packet through RULES (an iptables-save dump; - for stdin)."""
@@ -172,6 +175,7 @@ def trace(
             interfaces=_interfaces(interfaces),
             routes=_routes(routes),
             stateless=True,
+            route_localnet=route_localnet,
         )
         flow = kubenat.Flow(src, dst, dport, sport=sport, proto=proto)
         outs = nf.outcomes(flow, from_=from_)

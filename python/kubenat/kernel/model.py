@@ -7,6 +7,7 @@ probe sent by the node itself is locally generated.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,11 +16,16 @@ from kubenat.kernel.observe import KernelObservation, compare
 from kubenat.kernel.testbed import Testbed
 
 
-def evaluator_available() -> bool:
-    """Whether this build of kubenat has the evaluator (``kubenat.Netfilter`` and ``kubenat.Ruleset``)."""
+def _core_class(name: str) -> Any:
     import kubenat
+    from kubenat import _core
 
-    return hasattr(kubenat, "Netfilter") and hasattr(kubenat, "Ruleset")
+    return getattr(kubenat, name, None) or getattr(_core, name, None)
+
+
+def evaluator_available() -> bool:
+    """Whether this build of kubenat has the evaluator (``Netfilter``) and the parser (``Ruleset``)."""
+    return _core_class("Netfilter") is not None and _core_class("Ruleset") is not None
 
 
 @dataclass(frozen=True)
@@ -29,6 +35,9 @@ class Verdicts:
     outcomes: list[tuple[float, Any]]
     """(probability, result) pairs."""
 
+    random_ports: bool = False
+    """Source NAT in these rules may choose ports at random."""
+
     def explain(self, observation: KernelObservation) -> list[str]:
         """Empty when the kernel's observation is one of kubenat's outcomes with a positive
         probability; otherwise the differences to the most likely outcome."""
@@ -36,25 +45,31 @@ class Verdicts:
         for probability, result in sorted(self.outcomes, key=lambda o: -o[0]):
             if probability <= 0:
                 continue
-            diffs = compare(observation, result)
+            diffs = compare(observation, result, random_ports=self.random_ports)
             if not diffs:
                 return []
             if best is None:
                 best = diffs
         return best or ["kubenat gave no outcome with a positive probability"]
 
+    @property
+    def certain(self) -> Any | None:
+        """The result when there is exactly one possible outcome."""
+        live = [result for probability, result in self.outcomes if probability > 0]
+        return live[0] if len(live) == 1 else None
+
 
 class Model:
     """``kubenat.Netfilter`` for the node of ``testbed`` with the given rules."""
 
     def __init__(self, rules: Any, testbed: Testbed) -> None:
-        import kubenat
-
         if not evaluator_available():
             raise KernelError("this build of kubenat has no evaluator (kubenat.Netfilter)")
-        ruleset = rules if hasattr(rules, "save") else kubenat.Ruleset.parse(str(rules))
+        ruleset = rules if hasattr(rules, "save") else _core_class("Ruleset").parse(str(rules))
         self.testbed = testbed
-        self.netfilter = kubenat.Netfilter(  # type: ignore[attr-defined]
+        text = ruleset.save()
+        self.random_ports = re.search(r"-j (SNAT|MASQUERADE)\b.*--random", text) is not None
+        self.netfilter = _core_class("Netfilter")(
             ruleset,
             local_addresses=testbed.local_addresses,
             interfaces=testbed.interfaces,
@@ -69,13 +84,10 @@ class Model:
         """Every result kubenat gives for this packet as a fresh connection, with its probability."""
         import kubenat
 
-        pkt = kubenat.Packet.from_bytes(packet)
-        found = self.netfilter.outcomes(pkt, origin=self.origin(path))
-        pairs = []
-        for item in found:
-            probability = getattr(item, "probability", None)
-            result = getattr(item, "result", item)
-            if probability is None and isinstance(item, tuple):
-                probability, result = item
-            pairs.append((float(probability if probability is not None else 1.0), result))
-        return Verdicts(pairs)
+        found = self.netfilter.outcomes(kubenat.Packet.from_bytes(packet), from_=self.origin(path))
+        return Verdicts([(float(item.probability), item.result) for item in found], self.random_ports)
+
+    def process(self, packet: bytes, path: str, seed: int = 0) -> bytes | None:
+        """The bytes kubenat says leave the node for this packet (None when none do)."""
+        result: bytes | None = self.netfilter.process(packet, link="ip", from_=self.origin(path), seed=seed)
+        return result

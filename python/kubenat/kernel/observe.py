@@ -60,6 +60,8 @@ class KernelObservation:
         return (self.verdict, self.dst, self.dport, self.masquerade, self.local_delivery)
 
 
+PORTED = ("tcp", "udp", "sctp")
+
 # How a kubenat result may spell each field: the first attribute found is used. Fields a result
 # does not have are not compared (so the comparison works with partial results and dicts).
 _ALIASES: dict[str, tuple[str, ...]] = {
@@ -109,20 +111,29 @@ def _tuple_of(value: Any) -> tuple[object, ...] | None:
         return (value.src, value.dst, value.sport, value.dport)
     if isinstance(value, Mapping):
         return tuple(value.get(k) for k in ("src", "dst", "sport", "dport"))
+    if isinstance(value, tuple) and len(value) == 5:
+        # kubenat's Connection tuples: (proto, src, dst, sport, dport), as conntrack -L orders them.
+        return tuple(value[1:])
     if isinstance(value, tuple):
-        return value[-4:] if len(value) >= 4 else value
+        return value
     return tuple(getattr(value, k, None) for k in ("src", "dst", "sport", "dport"))
 
 
 def compare(
-    observation: KernelObservation, result: Any, *, fields: tuple[str, ...] | None = None
+    observation: KernelObservation,
+    result: Any,
+    *,
+    fields: tuple[str, ...] | None = None,
+    random_ports: bool = False,
 ) -> list[str]:
     """Differences between what the kernel did and kubenat's result; empty when they agree.
 
     ``result`` is kubenat's evaluation result (or any object / mapping with the same field
     names). Addresses and ports are compared only for ACCEPT (they are what left the node); the
     mark only when the kernel had a conntrack entry to carry it; conntrack tuples when both
-    sides have them. ``fields`` restricts the comparison.
+    sides have them. ``fields`` restricts the comparison. ``random_ports``: source NAT may pick
+    the source port at random (``--random``, ``--random-fully``), so a translated source port is
+    only checked to be a valid one (1024-65535).
     """
     wanted = fields or (*_ALIASES, "conntrack")
     diffs: list[str] = []
@@ -143,6 +154,14 @@ def compare(
             continue
         if name == "out_interface" and observation.local_delivery:
             continue
+        if name in ("sport", "dport") and observation.proto not in PORTED:
+            continue  # ICMP identifiers are not ports (kubenat reports 0)
+        if name == "sport" and random_ports and _source_translated(observation):
+            if not 1024 <= (observation.sport or 0) <= 65535:
+                diffs.append(f"sport: kernel {observation.sport} outside 1024-65535")
+            continue
+        if name == "masquerade" and _get(result, "src")[1] == observation.src:
+            continue  # SNAT to the interface's address looks the same as MASQUERADE on the wire
         if name in ("masquerade", "local_delivery"):
             value = bool(value)
         elif name in ("sport", "dport") and value is not None:
@@ -151,13 +170,30 @@ def compare(
             value = _normal(value)
         if kernel != value:
             diffs.append(f"{name}: kernel {kernel!r}, kubenat {value!r}")
-    if "conntrack" in wanted and observation.original is not None:
+    if "conntrack" in wanted and observation.original is not None and observation.proto in PORTED:
         ct = result.get("conntrack") if isinstance(result, Mapping) else getattr(result, "conntrack", None)
         if ct is not None:
             for direction in ("original", "reply"):
                 mine = _tuple_of(getattr(observation, direction))
                 side = ct.get(direction) if isinstance(ct, Mapping) else getattr(ct, direction, None)
                 theirs = _tuple_of(side)
+                if random_ports and _source_translated(observation) and mine and theirs:
+                    # The translated source port is random: compare everything else.
+                    mine, theirs = _without_port(mine, direction), _without_port(theirs, direction)
                 if theirs is not None and mine != theirs:
                     diffs.append(f"conntrack {direction}: kernel {mine}, kubenat {theirs}")
     return diffs
+
+
+def _source_translated(observation: KernelObservation) -> bool:
+    original, reply = observation.original, observation.reply
+    return (
+        original is not None
+        and reply is not None
+        and (reply.dst, reply.dport) != (original.src, original.sport)
+    )
+
+
+def _without_port(key: tuple[object, ...], direction: str) -> tuple[object, ...]:
+    """Drop the randomised port: in the reply tuple it is the destination port (src, dst, sport, dport)."""
+    return key[:3] if direction == "reply" else key

@@ -42,8 +42,14 @@ from kubenat.kernel.stats import DEFAULT_ALPHA, Judgement, judge
 
 _OBSERVE = """
 table inet kn_observe {
-    chain post { type filter hook postrouting priority 1000; policy accept; ct mark set meta mark; }
-    chain in { type filter hook input priority 1000; policy accept; ct mark set meta mark; }
+    chain post {
+        type filter hook postrouting priority 1000; policy accept;
+        ct direction original ct mark set meta mark;
+    }
+    chain in {
+        type filter hook input priority 1000; policy accept;
+        ct direction original ct mark set meta mark;
+    }
     chain quiet {
         type filter hook output priority -500; policy accept;
         meta l4proto tcp tcp flags & rst == rst ct state invalid drop;
@@ -70,6 +76,15 @@ table inet kn_quiet {
     }
 }
 """
+_EMPTY_TABLES = {
+    table: f"*{table}\n" + "".join(f":{chain} ACCEPT [0:0]\n" for chain in chains) + "COMMIT\n"
+    for table, chains in {
+        "raw": ("PREROUTING", "OUTPUT"),
+        "mangle": ("PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"),
+        "nat": ("PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"),
+        "filter": ("INPUT", "FORWARD", "OUTPUT"),
+    }.items()
+}
 ROUND_LIMIT = 4000
 """Probes per round (each needs a distinct tag; the capture buffers hold far more)."""
 
@@ -343,21 +358,28 @@ class Testbed:
             raise InvalidArgument(f"no namespace {role!r} (have {sorted(self.names)})", what="role")
         return _netns.run(args, netns=self.names[role], input=input).stdout.decode()
 
-    def load(self, ruleset: Any, *, family: int | None = None) -> None:
+    def load(self, ruleset: Any, *, family: int | None = None, reset: bool = False) -> None:
         """Load iptables-save text (a string, or anything with ``.save()``) into the node with
         iptables-restore (``family=6``: ip6tables-restore). nfacct objects the rules name are created first.
-        Only the tables present in the text are replaced."""
+        Only the tables present in the text are replaced; with ``reset``, every other table is
+        emptied first (built-in chains with ACCEPT policies, no user chains)."""
         text = ruleset.save() if hasattr(ruleset, "save") else str(ruleset)
         if family is None:
             declared = "" if isinstance(ruleset, str) else str(getattr(ruleset, "family", "")).lower()
             family = 6 if declared in ("ipv6", "inet6", "6") else 4
         for name in sorted(set(re.findall(r"--nfacct-name\s+(\S+)", text))):
-            done = _netns.run(["nfacct", "add", name.strip("\"'")], netns=self.node, check=False)
-            if done.returncode != 0 and b"exist" not in done.stderr.lower():
+            name = name.strip("\"'")
+            done = _netns.run(["nfacct", "add", name], netns=self.node, check=False)
+            exists = _netns.run(["nfacct", "get", name], netns=self.node, check=False).returncode == 0
+            if done.returncode != 0 and not exists:
                 raise KernelError(f"nfacct add {name} failed: {done.stderr.decode(errors='replace').strip()}")
         tool = "ip6tables-restore" if family == 6 else "iptables-restore"
         if not text.endswith("\n"):
             text += "\n"
+        if reset:
+            present = set(re.findall(r"^\*(\w+)", text, flags=re.M))
+            empty = [_EMPTY_TABLES[t] for t in _EMPTY_TABLES if t not in present]
+            text = "".join(empty) + text
         try:
             _netns.run([tool], netns=self.node, input=text.encode())
         except KernelError as exc:

@@ -377,6 +377,12 @@ impl PyResult_ {
     fn masquerade(&self) -> bool {
         self.inner.masquerade
     }
+    /// Whether the kernel picks the translated port at random (`--random`, `--random-fully`);
+    /// the reported port is then not a prediction.
+    #[getter]
+    fn random_port(&self) -> bool {
+        self.inner.random_port
+    }
     /// The packet mark at the end.
     #[getter]
     fn mark(&self) -> u32 {
@@ -422,6 +428,7 @@ impl PyResult_ {
         d.set_item("dnat", r.dnat_text())?;
         d.set_item("snat", r.snat_text())?;
         d.set_item("masquerade", r.masquerade)?;
+        d.set_item("random_port", r.random_port)?;
         d.set_item("mark", mark_hex(r.mark))?;
         d.set_item("nat", r.nat.iter().map(|k| k.name()).collect::<Vec<_>>())?;
         d.set_item("ct_state", r.ct_state)?;
@@ -563,13 +570,15 @@ impl PyNetfilter {
     /// `Netfilter(ruleset, local_addresses=[...], interfaces={"eth0": ["10.0.0.1/24"]},
     /// routes=[("10.244.0.0/16", "flannel.1")], stateless=False)`.
     #[new]
-    #[pyo3(signature = (ruleset, *, local_addresses = Vec::new(), interfaces = None, routes = Vec::new(), stateless = false))]
+    #[pyo3(signature = (ruleset, *, local_addresses = Vec::new(), interfaces = None, routes = Vec::new(), stateless = false,
+        route_localnet = false))]
     fn new(
         ruleset: &Bound<'_, PyAny>,
         local_addresses: Vec<String>,
         interfaces: Option<&Bound<'_, PyDict>>,
         routes: Vec<(String, String)>,
         stateless: bool,
+        route_localnet: bool,
     ) -> PyResult<PyNetfilter> {
         let rs = core_ruleset(ruleset)?;
         let local = local_addresses.iter().map(|a| parse_addr("local_addresses", a)).collect::<PyResult<Vec<_>>>()?;
@@ -591,7 +600,7 @@ impl PyNetfilter {
             })
             .collect::<Result<Vec<_>, Error>>()
             .py()?;
-        let node = Node::new(local, ifaces, routes).py()?;
+        let node = Node::new(local, ifaces, routes).py()?.with_route_localnet(route_localnet);
         let nf = guard(|| CoreNetfilter::new(rs, node, stateless).py())?;
         Ok(PyNetfilter { inner: Mutex::new(nf) })
     }

@@ -7,8 +7,9 @@ use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 
+use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyTuple, PyType};
+use pyo3::types::{PyByteArray, PyBytes, PyMemoryView, PyTuple, PyType};
 
 use kubenat_core::net::Family;
 use kubenat_core::packet::build::{self, Builder};
@@ -53,6 +54,25 @@ fn parse_link(link: &str) -> PyResult<Option<Link>> {
         "ethernet" => Ok(Some(Link::Ethernet)),
         other => Err(Error::invalid("link", format!("{other:?} is not one of 'auto', 'ip', 'ethernet'"))).py(),
     }
+}
+
+/// The bytes of a `bytes`, `bytearray` or `memoryview` (anything `bytes()` accepts that
+/// exposes the buffer protocol).
+fn byte_vec(data: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
+    if let Ok(b) = data.cast::<PyBytes>() {
+        return Ok(b.as_bytes().to_vec());
+    }
+    if let Ok(b) = data.cast::<PyByteArray>() {
+        return Ok(b.to_vec());
+    }
+    if data.cast::<PyMemoryView>().is_ok() {
+        let copy = data.py().get_type::<PyBytes>().call1((data,))?;
+        return Ok(copy.cast::<PyBytes>()?.as_bytes().to_vec());
+    }
+    Err(PyTypeError::new_err(format!(
+        "packet data must be bytes, bytearray or memoryview, not {}",
+        data.get_type().name()?
+    )))
 }
 
 /// IP-level options shared by every constructor.
@@ -192,9 +212,9 @@ impl PyPacket {
     /// or `"ethernet"`. Raises `PacketError` naming the field and byte offset of a problem.
     #[classmethod]
     #[pyo3(signature = (data, *, link = "auto"))]
-    fn from_bytes(_cls: &Bound<'_, PyType>, data: &[u8], link: &str) -> PyResult<PyPacket> {
+    fn from_bytes(_cls: &Bound<'_, PyType>, data: &Bound<'_, PyAny>, link: &str) -> PyResult<PyPacket> {
         let link = parse_link(link)?;
-        let data = data.to_vec();
+        let data = byte_vec(data)?;
         guard(move || {
             let inner = match link {
                 None => IpPacket::parse_auto(data),

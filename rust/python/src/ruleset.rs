@@ -94,6 +94,13 @@ impl Ruleset {
         self.inner.save(counters)
     }
 
+    /// What `iptables -t TABLE -L` prints (`-n` with `numeric`), without counters.
+    #[pyo3(signature = (table = "nat", numeric = false))]
+    fn listing(&self, table: &str, numeric: bool) -> PyResult<String> {
+        let name = parse_table_arg(table).py()?;
+        Ok(self.inner.listing(name, numeric))
+    }
+
     /// `"ipv4"` or `"ipv6"`.
     #[getter]
     fn family(&self) -> &'static str {

@@ -60,6 +60,16 @@ impl CtEntry {
         self.nat_targets |= nat_bit(kind);
     }
 
+    /// Remembers that the kernel chose a port at random for this connection.
+    pub fn mark_random_port(&mut self) {
+        self.nat_targets |= RANDOM_PORT;
+    }
+
+    /// Whether a binding's port was chosen at random by the kernel.
+    pub fn random_port(&self) -> bool {
+        self.nat_targets & RANDOM_PORT != 0
+    }
+
     /// The NAT targets that decided this connection's bindings, in hook order.
     pub fn nat_kinds(&self) -> Vec<NatKind> {
         [NatKind::Dnat, NatKind::Redirect, NatKind::Snat, NatKind::Masquerade]
@@ -84,6 +94,8 @@ impl CtEntry {
         }
     }
 }
+
+const RANDOM_PORT: u8 = 0x10;
 
 fn nat_bit(kind: NatKind) -> u8 {
     match kind {

@@ -430,6 +430,12 @@ impl Walk<'_> {
         if let Some(v) = self.hook_pass(Hook::Prerouting, true)? {
             return Ok(v);
         }
+        if self.in_iface.as_deref() != Some(LOOPBACK) {
+            if let Some(why) = self.nf.node.martian_arriving(&self.flow.src, &self.flow.dst) {
+                self.note(TableName::Filter, format!("routing: {why}; dropped"));
+                return Ok(Verdict::Drop);
+            }
+        }
         if self.nf.node.delivers_locally(&self.flow.dst) {
             self.local_delivery = true;
             self.out_iface = None;
@@ -476,6 +482,12 @@ impl Walk<'_> {
             );
             return Ok(Verdict::Drop);
         };
+        if first_out != LOOPBACK {
+            if let Some(why) = self.nf.node.martian_leaving(&self.flow.src) {
+                self.note(TableName::Filter, format!("routing: {why}; the socket gets EINVAL"));
+                return Ok(Verdict::Drop);
+            }
+        }
         self.out_iface = Some(first_out);
         if let Some(v) = self.hook_pass(Hook::Output, true)? {
             return Ok(v);
@@ -488,6 +500,12 @@ impl Walk<'_> {
             self.note(TableName::Filter, format!("rerouting: no route to {}; dropped", self.flow.dst));
             return Ok(Verdict::Drop);
         };
+        if out != LOOPBACK {
+            if let Some(why) = self.nf.node.martian_leaving(&self.flow.src) {
+                self.note(TableName::Filter, format!("rerouting: {why}; dropped"));
+                return Ok(Verdict::Drop);
+            }
+        }
         self.out_iface = Some(out.clone());
         self.routed_out = Some(out);
         if let Some(v) = self.hook_pass(Hook::Postrouting, true)? {
@@ -603,6 +621,9 @@ impl Walk<'_> {
                         if let PacketCt::Tracked { entry, .. } = &mut self.ct {
                             nat::bind(entry, manip, &b, has_ports);
                             entry.mark_nat(b.kind);
+                            if b.random_port && has_ports {
+                                entry.mark_random_port();
+                            }
                         }
                         self.nat.push(b.kind);
                     }
@@ -785,11 +806,14 @@ impl Walk<'_> {
             )))
         };
         Ok(match target {
-            Target::Dnat { ranges, .. } => {
+            Target::Dnat { ranges, random, .. } => {
                 if !matches!(hook, Hook::Prerouting | Hook::Output) {
                     return wrong_hook("DNAT");
                 }
-                Some(nat::from_range(NatKind::Dnat, ranges.first(), f.dst, dport, has_ports))
+                let mut b = nat::from_range(NatKind::Dnat, ranges.first(), f.dst, dport, has_ports);
+                // DNAT only changes the port inside a given range of more than one port.
+                b.random_port = *random && ranges.first().and_then(|r| r.ports).is_some_and(|p| p.first != p.last);
+                Some(b)
             }
             Target::Redirect { ports, .. } => {
                 if !matches!(hook, Hook::Prerouting | Hook::Output) {
@@ -804,15 +828,18 @@ impl Walk<'_> {
                     kind: NatKind::Redirect,
                     addr: a,
                     port: nat::map_port(*ports, dport, has_ports),
+                    random_port: false,
                 })
             }
-            Target::Snat { ranges, .. } => {
+            Target::Snat { ranges, random, random_fully, .. } => {
                 if !matches!(hook, Hook::Postrouting | Hook::Input) {
                     return wrong_hook("SNAT");
                 }
-                Some(nat::from_range(NatKind::Snat, ranges.first(), f.src, sport, has_ports))
+                let mut b = nat::from_range(NatKind::Snat, ranges.first(), f.src, sport, has_ports);
+                b.random_port = *random || *random_fully;
+                Some(b)
             }
-            Target::Masquerade { ports, .. } => {
+            Target::Masquerade { ports, random, random_fully } => {
                 if hook != Hook::Postrouting {
                     return wrong_hook("MASQUERADE");
                 }
@@ -821,6 +848,7 @@ impl Walk<'_> {
                     kind: NatKind::Masquerade,
                     addr: a,
                     port: nat::map_port(*ports, sport, has_ports),
+                    random_port: *random || *random_fully,
                 })
             }
             _ => None,
@@ -857,6 +885,7 @@ impl Walk<'_> {
             dnat,
             snat,
             masquerade,
+            random_port: self.ct.entry().is_some_and(|e| e.random_port()) && (dnat.is_some() || snat.is_some()),
             mark: self.mark,
             ct_state: self.ct.state_name(),
             conntrack,

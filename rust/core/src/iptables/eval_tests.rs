@@ -666,3 +666,130 @@ fn conntrack_match_fields() {
     let r = n.evaluate(&tcp("1.2.3.4", "10.244.9.9", 1, 80), &Origin::Auto, None, false).unwrap();
     assert_eq!(r.verdict, Verdict::Accept);
 }
+
+#[test]
+fn loopback_addresses_do_not_cross_interfaces_without_route_localnet() {
+    let n = kube_proxy(1);
+    // From outside with a 127.0.0.0/8 source: martian.
+    let r =
+        &n.outcomes(&tcp("127.0.0.1", "10.96.0.10", 1, 80), &Origin::Interface("eth0".into()), true).unwrap()[0].result;
+    assert_eq!(r.verdict, Verdict::Drop);
+    assert!(r.trace.iter().any(|s| s.action.contains("martian source")));
+    // Locally generated from 127.0.0.1, DNATed to a pod: refused at rerouting...
+    let r = &n.outcomes(&tcp("127.0.0.1", "10.96.0.10", 1, 80), &Origin::Auto, false).unwrap()[0].result;
+    assert_eq!(r.verdict, Verdict::Drop);
+    // ...unless route_localnet is on (kube-proxy's localhost NodePorts).
+    let on = Netfilter::new(n.ruleset().as_ref().clone(), node().with_route_localnet(true), true).unwrap();
+    let r = &on.outcomes(&tcp("127.0.0.1", "10.96.0.10", 1, 80), &Origin::Auto, false).unwrap()[0].result;
+    assert_eq!(r.verdict, Verdict::Accept);
+    assert!(r.masquerade);
+    // One of the node's own addresses as the source of an arriving packet: martian too.
+    let r = &n.outcomes(&tcp("192.168.0.2", "10.96.0.10", 1, 80), &Origin::Interface("eth0".into()), true).unwrap()[0]
+        .result;
+    assert_eq!(r.verdict, Verdict::Drop);
+    // With route_localnet, a loopback destination may arrive from outside.
+    let r = &on.outcomes(&tcp("1.2.3.4", "127.0.0.1", 1, 80), &Origin::Auto, false).unwrap()[0].result;
+    assert!(r.local_delivery);
+    let r = &n.outcomes(&tcp("1.2.3.4", "127.0.0.1", 1, 80), &Origin::Auto, false).unwrap()[0].result;
+    assert_eq!(r.verdict, Verdict::Drop);
+    // Loopback to loopback stays legal.
+    let r = &n.outcomes(&tcp("127.0.0.1", "127.0.0.1", 1, 80), &Origin::Auto, false).unwrap()[0].result;
+    assert_eq!(r.verdict, Verdict::Accept);
+    assert!(r.local_delivery);
+}
+
+#[test]
+fn random_fully_marks_the_port_as_random() {
+    let n = kube_proxy(1);
+    let r = &n.outcomes(&tcp("1.2.3.4", "10.96.0.10", 1, 80), &Origin::Auto, false).unwrap()[0].result;
+    assert!(r.masquerade && r.random_port);
+    let r = &n.outcomes(&tcp("10.244.0.9", "10.96.0.10", 1, 80), &Origin::Interface("cni0".into()), false).unwrap()[0]
+        .result;
+    assert!(!r.masquerade && !r.random_port);
+}
+
+#[test]
+fn port_matches_multiport_udp_and_interface_wildcards() {
+    let multi = Match::Multiport {
+        side: MultiportSide::Destination,
+        ports: vec![PortRange::single(53), PortRange { first: 8000, last: 8100 }],
+        negated: false,
+    };
+    let udp = Match::Udp { sport: Some(Neg { value: PortRange { first: 0, last: 1023 }, negated: true }), dport: None };
+    let eth = Match::InInterface(Neg::plain(IfacePattern { name: "eth".into(), wildcard: true }));
+    let chains = vec![builtin(
+        "INPUT",
+        Policy::Accept,
+        vec![rule(vec![eth, Match::Protocol(Neg::plain(17)), udp, multi], Target::Drop)],
+    )];
+    let n = nf(vec![table(TableName::Filter, chains)]);
+    let verdict = |sport: u16, dport: u16, from: &str| {
+        let f = Flow::udp(ip("1.2.3.4"), ip("192.168.0.2"), sport, dport).unwrap();
+        n.outcomes(&f, &Origin::Interface(from.into()), false).unwrap()[0].result.verdict
+    };
+    assert_eq!(verdict(5000, 53, "eth0"), Verdict::Drop);
+    assert_eq!(verdict(5000, 8050, "eth0"), Verdict::Drop);
+    assert_eq!(verdict(5000, 8101, "eth0"), Verdict::Accept);
+    assert_eq!(verdict(53, 53, "eth0"), Verdict::Accept, "! --sport 0:1023");
+    assert_eq!(verdict(5000, 53, "cni0"), Verdict::Accept, "-i eth+");
+}
+
+#[test]
+fn later_fragments_never_match_port_matches() {
+    let chains = vec![builtin(
+        "INPUT",
+        Policy::Accept,
+        vec![rule(vec![dport(80)], Target::Accept), rule(vec![Match::Fragment(Neg::plain(()))], Target::Drop)],
+    )];
+    let n = nf(vec![table(TableName::Filter, chains)]);
+    let mut f = tcp("1.2.3.4", "192.168.0.2", 1, 80);
+    f.fragment_offset = 10;
+    f.tcp_flags = tcp_flags::ACK;
+    assert_eq!(n.outcomes(&f, &Origin::Auto, false).unwrap()[0].result.verdict, Verdict::Drop);
+}
+
+#[test]
+fn physdev_without_a_bridge_matches_only_inverted_options() {
+    let is_in = |b: bool| Match::Physdev(PhysdevMatch { is_in: Some(b), ..PhysdevMatch::default() });
+    let chains = vec![builtin(
+        "INPUT",
+        Policy::Accept,
+        vec![
+            rule(vec![is_in(true)], Target::Drop),
+            rule(vec![is_in(false)], Target::Reject(RejectWith::IcmpPortUnreachable)),
+        ],
+    )];
+    let n = nf(vec![table(TableName::Filter, chains)]);
+    let r = &n.outcomes(&tcp("1.2.3.4", "192.168.0.2", 1, 80), &Origin::Auto, false).unwrap()[0].result;
+    assert_eq!(r.verdict.name(), "REJECT");
+}
+
+#[test]
+fn ipv6_ruleset() {
+    let d = |s: &str| Match::Destination(Neg::plain(cidr(s)));
+    let to = ip("fd00:244::5");
+    let chains = vec![builtin(
+        "PREROUTING",
+        Policy::Accept,
+        vec![rule(
+            vec![d("fd00:96::10/128"), Match::Protocol(Neg::plain(6))],
+            Target::Dnat {
+                ranges: vec![NatRange { addrs: Some((to, to)), ports: Some(PortRange::single(8080)) }],
+                random: false,
+                persistent: false,
+            },
+        )],
+    )];
+    let rs = Ruleset { family: Family::V6, tables: vec![table(TableName::Nat, chains)] };
+    let node = Node::new(
+        vec![],
+        vec![Interface { name: "eth0".into(), addrs: vec![IfaceAddr::parse("fd00::2/64").unwrap()] }],
+        vec![],
+    )
+    .unwrap();
+    let n = Netfilter::new(rs, node, false).unwrap();
+    let f = Flow::tcp(ip("fd00::9"), ip("fd00:96::10"), 1000, 80).unwrap();
+    let r = &n.outcomes(&f, &Origin::Auto, false).unwrap()[0].result;
+    assert_eq!(r.dnat_text().as_deref(), Some("[fd00:244::5]:8080"));
+    assert_eq!(r.out_interface.as_deref(), Some("eth0"));
+}

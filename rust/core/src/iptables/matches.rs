@@ -199,6 +199,26 @@ impl ModuleBuilder {
         }
     }
 
+    /// The `-m` name of the module.
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            ModuleBuilder::Ports { kind, .. } => kind.name(),
+            ModuleBuilder::Multiport { .. } => "multiport",
+            ModuleBuilder::Comment(_) => "comment",
+            ModuleBuilder::Mark(_) => "mark",
+            ModuleBuilder::Connmark(_) => "connmark",
+            ModuleBuilder::AddrType { .. } => "addrtype",
+            ModuleBuilder::Statistic { .. } => "statistic",
+            ModuleBuilder::Recent { .. } => "recent",
+            ModuleBuilder::Conntrack(..) => "conntrack",
+            ModuleBuilder::State(_) => "state",
+            ModuleBuilder::Icmp { v6: false, .. } => "icmp",
+            ModuleBuilder::Icmp { v6: true, .. } => "icmp6",
+            ModuleBuilder::Nfacct(_) => "nfacct",
+            ModuleBuilder::Physdev(_) => "physdev",
+        }
+    }
+
     /// Whether `option` belongs to this module.
     pub(crate) fn knows(&self, option: &str) -> bool {
         let list: &[&str] = match self {
@@ -477,6 +497,21 @@ impl ModuleBuilder {
                 if src.is_none() && dst.is_none() {
                     return Err("addrtype: you must specify --src-type or --dst-type".into());
                 }
+                if info.family == Family::V6 {
+                    let unsupported = AddrTypes::BROADCAST
+                        | AddrTypes::BLACKHOLE
+                        | AddrTypes::PROHIBIT
+                        | AddrTypes::THROW
+                        | AddrTypes::NAT
+                        | AddrTypes::XRESOLVE;
+                    let used = src.map_or(0, |t| t.value.0) | dst.map_or(0, |t| t.value.0);
+                    if used & unsupported != 0 {
+                        let names = super::render::bit_names(used & unsupported, names::ADDR_TYPES);
+                        return Err(format!(
+                            "addrtype: IPv6 does not support {names} (the kernel refuses it: Invalid argument)"
+                        ));
+                    }
+                }
                 Match::AddrType { src, dst, limit_iface_in: limit_in, limit_iface_out: limit_out }
             }
             ModuleBuilder::Statistic { mode, probability, every, packet, negated } => {
@@ -494,7 +529,7 @@ impl ModuleBuilder {
                             return Err("--probability only works with random mode".into());
                         }
                         let every = every.ok_or("--every must be specified when using nth mode")?;
-                        let packet = packet.unwrap_or(0);
+                        let packet = packet.ok_or("statistic: option \"--every\" also requires \"--packet\".")?;
                         if packet >= every {
                             return Err("the --packet p must be 0 <= p <= n-1".into());
                         }
@@ -517,8 +552,10 @@ impl ModuleBuilder {
                 if reap && seconds.is_none() {
                     return Err("recent: --reap needs --seconds".into());
                 }
-                if hitcount.is_some_and(|h| h > 255) {
-                    return Err("recent: --hitcount must be at most 255".into());
+                if hitcount.is_some_and(|h| h > 65535) {
+                    return Err(
+                        "recent: --hitcount must be at most 65535 (the kernel refuses it: Invalid argument)".into()
+                    );
                 }
                 Match::Recent(Recent {
                     command,

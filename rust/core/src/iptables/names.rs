@@ -15,7 +15,6 @@ pub(crate) fn service_port(name: &str, proto: Option<&str>) -> Option<u16> {
 }
 
 /// Canonical service name of a port (`getservbyport(port, proto)`).
-#[allow(dead_code)] // used by the listing
 pub(crate) fn service_name(port: u16, proto: &str) -> Option<&'static str> {
     SERVICES.iter().find(|(_, p, pr)| *p == port && *pr == proto).map(|(n, _, _)| *n)
 }
@@ -188,7 +187,6 @@ pub(crate) const TCP_FLAGS: &[(&str, u8)] = &[
 ];
 
 /// Log levels as `iptables -L` names them, by level.
-#[allow(dead_code)] // used by the listing
 pub(crate) const LOG_LEVEL_NAMES: [&str; 8] = ["emerg", "alert", "crit", "err", "warn", "notice", "info", "debug"];
 
 /// `--log-level` words iptables accepts (syslog names), with their level.
@@ -256,7 +254,7 @@ pub(crate) fn reject_name(with: RejectWith) -> &'static str {
 /// Host names `iptables -L` prints for addresses (`/etc/hosts` defaults on Debian).
 pub(crate) fn host_name(addr: &IpAddr) -> Option<&'static str> {
     match addr.to_string().as_str() {
-        "127.0.0.1" | "::1" => Some("localhost"),
+        "127.0.0.1" => Some("localhost"),
         _ => None,
     }
 }

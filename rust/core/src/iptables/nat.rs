@@ -26,6 +26,9 @@ pub struct Binding {
     pub addr: IpAddr,
     /// New port of the manipulated side (unchanged for protocols without ports).
     pub port: u16,
+    /// The kernel picks the port at random (`--random`, `--random-fully`); `port` is then the
+    /// port kubenat reports, not a prediction.
+    pub random_port: bool,
 }
 
 /// The port a range maps `current` to: kept when inside the range (the kernel keeps a unique
@@ -70,7 +73,7 @@ pub fn from_range(kind: NatKind, range: Option<&NatRange>, addr: IpAddr, port: u
         None => (addr, port),
         Some(r) => (map_addr(r.addrs, addr), map_port(r.ports, port, has_ports)),
     };
-    Binding { kind, addr: a, port: p }
+    Binding { kind, addr: a, port: p, random_port: false }
 }
 
 /// The loopback address of a family (REDIRECT of locally generated packets).
@@ -151,12 +154,12 @@ mod tests {
             dport: 80,
         };
         let mut e = CtEntry::new(t);
-        let b = Binding { kind: NatKind::Dnat, addr: "10.244.1.2".parse().unwrap(), port: 8080 };
+        let b = Binding { kind: NatKind::Dnat, addr: "10.244.1.2".parse().unwrap(), port: 8080, random_port: false };
         assert!(bind(&mut e, Manip::Dst, &b, true));
         assert_eq!(e.reply.src, b.addr);
         assert_eq!(e.reply.sport, 8080);
         assert_ne!(e.status & status::DST_NAT, 0);
-        let same = Binding { kind: NatKind::Snat, addr: "10.0.0.1".parse().unwrap(), port: 1000 };
+        let same = Binding { kind: NatKind::Snat, addr: "10.0.0.1".parse().unwrap(), port: 1000, random_port: false };
         assert!(!bind(&mut e, Manip::Src, &same, true));
         assert_eq!(e.status & status::SRC_NAT, 0);
     }

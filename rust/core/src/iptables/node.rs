@@ -93,6 +93,8 @@ pub struct Node {
     /// Whether routes were given; without them, unmatched destinations leave by the first
     /// non-loopback interface (a default route).
     explicit_routes: bool,
+    /// `net.ipv4.conf.*.route_localnet`: whether 127.0.0.0/8 may be routed off `lo`.
+    route_localnet: bool,
 }
 
 /// Name of the loopback interface.
@@ -139,7 +141,46 @@ impl Node {
             }
         }
         let explicit_routes = !routes.is_empty();
-        Ok(Node { local, interfaces, routes, explicit_routes })
+        Ok(Node { local, interfaces, routes, explicit_routes, route_localnet: false })
+    }
+
+    /// Sets `route_localnet` (kube-proxy turns it on for localhost NodePorts). Off, as by the
+    /// kernel's default, packets from or to 127.0.0.0/8 never cross a non-loopback interface.
+    pub fn with_route_localnet(mut self, on: bool) -> Node {
+        self.route_localnet = on;
+        self
+    }
+
+    /// Whether `route_localnet` is on.
+    pub fn route_localnet(&self) -> bool {
+        self.route_localnet
+    }
+
+    /// Why routing refuses a packet that arrived on a non-loopback interface: a source that is
+    /// one of the node's own addresses (`fib_validate_source` without `accept_local`), or a
+    /// loopback destination (IPv4 unless `route_localnet`; IPv6 always).
+    pub fn martian_arriving(&self, src: &IpAddr, dst: &IpAddr) -> Option<&'static str> {
+        let loop_dst = match dst {
+            IpAddr::V4(v) => v.is_loopback() && !self.route_localnet,
+            IpAddr::V6(v) => v.is_loopback(),
+        };
+        if loop_dst {
+            Some("martian destination (loopback address off lo)")
+        } else if self.is_local(src) {
+            Some("martian source (one of the node's own addresses, arriving from outside)")
+        } else {
+            None
+        }
+    }
+
+    /// Why routing refuses a locally generated packet leaving by a non-loopback interface: a
+    /// loopback source (IPv4 unless `route_localnet`; IPv6 always).
+    pub fn martian_leaving(&self, src: &IpAddr) -> Option<&'static str> {
+        let blocked = match src {
+            IpAddr::V4(v) => v.is_loopback() && !self.route_localnet,
+            IpAddr::V6(v) => v.is_loopback(),
+        };
+        blocked.then_some("loopback source address off lo")
     }
 
     /// The interfaces, `lo` included.

@@ -135,6 +135,9 @@ fn parse_table_name(name: &str) -> Option<TableName> {
 /// A table while its section is being read.
 struct OpenTable {
     name: TableName,
+    /// Whether any command touched the table: iptables-restore (nf_tables) does not create a
+    /// table whose section is empty or only flushes.
+    touched: bool,
     line: usize,
     chains: Vec<Chain>,
     index: HashMap<String, usize>,
@@ -142,7 +145,7 @@ struct OpenTable {
 
 impl OpenTable {
     fn new(name: TableName, line: usize) -> Self {
-        let mut t = OpenTable { name, line, chains: Vec::new(), index: HashMap::new() };
+        let mut t = OpenTable { name, touched: false, line, chains: Vec::new(), index: HashMap::new() };
         for builtin in builtin_chains(name) {
             t.add_chain(Chain {
                 name: (*builtin).to_string(),
@@ -223,19 +226,27 @@ pub fn parse_family(text: &str, family: Family) -> Result<Ruleset> {
             return Err(ctx.err(1, "expected a *table line first"));
         };
         if trimmed == "COMMIT" {
-            let finished = open.take().map(OpenTable::finish).ok_or_else(|| ctx.err(1, "COMMIT without a table"))?;
+            let open_table = open.take().ok_or_else(|| ctx.err(1, "COMMIT without a table"))?;
+            if !open_table.touched {
+                continue;
+            }
+            let finished = open_table.finish();
             validate_table(&finished, family, text)?;
             tables.retain(|t| t.name != finished.name);
             tables.push(finished);
             continue;
         }
         if let Some(decl) = trimmed.strip_prefix(':') {
+            table.touched = true;
             declare_chain(table, decl, ctx, line.len() - decl.len() + 1)?;
             continue;
         }
         let tokens = tokenize(line).map_err(|e| ctx.err(e.column, e.message))?;
         if tokens.len() > MAX_WORDS {
             return Err(ctx.err(1, format!("line has {} words, over the limit of {MAX_WORDS}", tokens.len())));
+        }
+        if !matches!(tokens.first().map(|t| t.text.as_str()), Some("-F" | "--flush")) {
+            table.touched = true;
         }
         command(table, &tokens, ctx, family)?;
     }
@@ -471,6 +482,11 @@ pub(crate) fn parse_rule(tokens: &[Token], ctx: LineCtx<'_>, family: Family) -> 
                 once(slot.is_some(), if is_src { "-s" } else { "-d" })?;
                 let v = take_value(&mut i)?;
                 let cidr = parse_cidr(&v.text, family).map_err(|m| ctx.err(v.column, m))?;
+                if negated && cidr.prefix() == 0 {
+                    let msg =
+                        format!("{} {} never matches (the kernel refuses it: Invalid argument)", tok.text, v.text);
+                    return Err(ctx.err(v.column, msg));
+                }
                 *slot = Some(Neg { value: cidr, negated });
             }
             "-i" | "--in-interface" | "-o" | "--out-interface" => {
@@ -545,7 +561,8 @@ pub(crate) fn parse_rule(tokens: &[Token], ctx: LineCtx<'_>, family: Family) -> 
                     t.apply(option, negated, info, &mut next).map_err(|m| ctx.err(tok.column, m))?;
                     continue;
                 }
-                if let Some((m, _)) = parts.modules.iter_mut().rev().find(|(m, _)| m.knows(option)) {
+                if let Some(index) = module_for_option(&parts.modules, option) {
+                    let m = &mut parts.modules[index].0;
                     m.apply(option, negated, info, &mut next).map_err(|m| ctx.err(tok.column, m))?;
                     continue;
                 }
@@ -569,13 +586,44 @@ pub(crate) fn parse_rule(tokens: &[Token], ctx: LineCtx<'_>, family: Family) -> 
     finish_rule(parts, ctx, family)
 }
 
+/// Which loaded module an option goes to, as iptables resolves it: among the module kinds that
+/// know the option, the one first loaded last (iptables merges each kind's options once, newest
+/// first), and of that kind the latest instance (`-m mark --mark 1 -m connmark --mark 2` works,
+/// `-m connmark --mark 1 -m mark --mark 2 -m connmark --mark 3` gives mark two `--mark`s).
+fn module_for_option(modules: &[(ModuleBuilder, usize)], option: &str) -> Option<usize> {
+    let mut best: Option<(usize, &str)> = None; // (first index of the kind, kind)
+    for (i, (m, _)) in modules.iter().enumerate() {
+        if !m.knows(option) {
+            continue;
+        }
+        let first = modules.iter().position(|(o, _)| o.name() == m.name()).unwrap_or(i);
+        if best.is_none_or_lower(first) {
+            best = Some((first, m.name()));
+        }
+    }
+    let (_, kind) = best?;
+    modules.iter().rposition(|(m, _)| m.name() == kind)
+}
+
+trait LowerThan {
+    fn is_none_or_lower(&self, first: usize) -> bool;
+}
+
+impl LowerThan for Option<(usize, &str)> {
+    fn is_none_or_lower(&self, first: usize) -> bool {
+        self.map_or(true, |(f, _)| f < first)
+    }
+}
+
 fn finish_rule(parts: RuleParts, ctx: LineCtx<'_>, family: Family) -> Result<Rule> {
     let info = RuleInfo { family, proto: parts.proto };
     let mut matches = Vec::with_capacity(parts.modules.len() + 4);
-    if let Some(s) = parts.source {
+    // A plain `/0` prefix matches everything; the kernel keeps no test for it.
+    let everything = |c: &Neg<Cidr>| c.value.prefix() == 0 && !c.negated;
+    if let Some(s) = parts.source.filter(|c| !everything(c)) {
         matches.push(Match::Source(s));
     }
-    if let Some(d) = parts.destination {
+    if let Some(d) = parts.destination.filter(|c| !everything(c)) {
         matches.push(Match::Destination(d));
     }
     matches.extend(parts.in_iface);

@@ -91,10 +91,7 @@ fn statistic_probability_is_the_kernel_fraction() {
         saved("nat", "-A X -m statistic --mode nth --every 3 --packet 1 -g Y"),
         "-A X -m statistic --mode nth --every 3 --packet 1 -g Y"
     );
-    assert_eq!(
-        saved("nat", "-A X -m statistic --mode nth --every 2 -j Y"),
-        "-A X -m statistic --mode nth --every 2 --packet 0 -j Y"
-    );
+    assert_parse_err(err("nat", "-A X -m statistic --mode nth --every 2 -j Y"), 4, "requires \"--packet\"");
 }
 
 #[test]
@@ -202,13 +199,16 @@ fn comments_are_quoted_like_iptables_save() {
 #[test]
 fn tables_and_chains_in_save_order() {
     let rs = parse(
-        "*nat\n:ZZZ - [0:0]\n:AAA - [0:0]\n:lower - [0:0]\nCOMMIT\n*filter\nCOMMIT\n*raw\nCOMMIT\n*mangle\nCOMMIT\n",
+        "*nat\n:ZZZ - [0:0]\n:AAA - [0:0]\n:lower - [0:0]\nCOMMIT\n*filter\n-P INPUT ACCEPT\nCOMMIT\n\
+         *raw\n-P OUTPUT ACCEPT\nCOMMIT\n*mangle\n-P INPUT ACCEPT\nCOMMIT\n*security\nCOMMIT\n",
     )
     .unwrap();
     let names: Vec<TableName> = rs.tables.iter().map(|t| t.name).collect();
     assert_eq!(names, vec![TableName::Mangle, TableName::Raw, TableName::Filter, TableName::Nat]);
     let nat: Vec<&str> = rs.tables[3].chains.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(nat, vec!["PREROUTING", "INPUT", "OUTPUT", "POSTROUTING", "AAA", "ZZZ", "lower"]);
+    // A section with no command creates no table (iptables-restore, nf_tables backend).
+    assert!(parse("*nat\nCOMMIT\n*filter\n-F\nCOMMIT\n").unwrap().tables.is_empty());
 }
 
 #[test]
@@ -283,7 +283,8 @@ fn refusals_name_the_line() {
     assert_parse_err(err("filter", "-A X -i abcdefghijklmnop -j ACCEPT"), 4, "IFNAMSIZ");
     assert_parse_err(err("filter", "-A X -j"), 4, "requires an argument");
     let loop_text = "*nat\n:A - [0:0]\n:B - [0:0]\n-A A -j B\n-A B -j A\n-A PREROUTING -j A\nCOMMIT\n";
-    assert_parse_err(parse(loop_text).unwrap_err(), 5, "loop");
+    // The kernel names the rule after which the loop is reachable (iptables-restore says line 6).
+    assert_parse_err(parse(loop_text).unwrap_err(), 6, "loop");
     // The same loop, unreachable from a built-in chain, is accepted (as the kernel does).
     assert!(parse("*nat\n:A - [0:0]\n:B - [0:0]\n-A A -j B\n-A B -j A\nCOMMIT\n").is_ok());
     // Deleting a chain that is still referenced fails.
@@ -305,4 +306,59 @@ fn huge_lines_and_deep_nesting_are_bounded() {
     }
     text.push_str("COMMIT\n");
     assert!(parse(&text).is_ok());
+}
+
+// --- robustness: refusals as the kernel words and places them ---
+
+#[test]
+fn loop_refusal_names_the_rule_that_makes_it_reachable() {
+    // The loop closes on line 5, but only line 7 connects it to PREROUTING.
+    let text =
+        "*nat\n:PREROUTING ACCEPT [0:0]\n:A - [0:0]\n:B - [0:0]\n-A A -j B\n-A B -j A\n-A PREROUTING -j A\nCOMMIT\n";
+    assert_parse_err(parse(text).unwrap_err(), 7, "loop reachable from PREROUTING");
+    // Reachable first, closed later: the closing jump is refused.
+    let text =
+        "*nat\n:PREROUTING ACCEPT [0:0]\n:A - [0:0]\n:B - [0:0]\n-A PREROUTING -j A\n-A A -j B\n-A B -g A\nCOMMIT\n";
+    assert_parse_err(parse(text).unwrap_err(), 7, "loop");
+    // A chain jumping to itself.
+    assert_parse_err(parse("*filter\n:A - [0:0]\n-A INPUT -j A\n-A A -j A\nCOMMIT\n").unwrap_err(), 4, "loop");
+}
+
+#[test]
+fn jumps_to_built_in_chains_are_refused() {
+    for (table, jump) in
+        [("filter", "-A INPUT -j OUTPUT"), ("filter", "-A X -g FORWARD"), ("nat", "-A X -j PREROUTING")]
+    {
+        let text = format!("*{table}\n:X - [0:0]\n{jump}\nCOMMIT\n");
+        assert_parse_err(parse(&text).unwrap_err(), 3, "built-in chain");
+    }
+}
+
+#[test]
+fn deep_chain_nesting_is_checked_without_recursion() {
+    // 20,000 chains in a row: each jumps to the next; the last one loops back to the first.
+    let n = 20_000;
+    let mut text = String::from("*filter\n");
+    for i in 0..n {
+        text.push_str(&format!(":C{i} - [0:0]\n"));
+    }
+    text.push_str("-A INPUT -j C0\n");
+    for i in 0..n - 1 {
+        text.push_str(&format!("-A C{i} -j C{}\n", i + 1));
+    }
+    assert!(parse(&format!("{text}COMMIT\n")).is_ok());
+    // Line 1 `*filter`, n declarations, the INPUT jump, n - 1 jumps, then the closing one.
+    let closing_line = 2 * n + 2;
+    text.push_str(&format!("-A C{} -j C0\nCOMMIT\n", n - 1));
+    assert_parse_err(parse(&text).unwrap_err(), closing_line, "loop");
+}
+
+#[test]
+fn target_refusal_names_the_jump_that_reaches_it() {
+    // DNAT on line 3 is fine until line 4 makes it reachable from POSTROUTING.
+    let text = "*nat\n:X - [0:0]\n-A X -p tcp -j DNAT --to-destination 10.0.0.1\n-A POSTROUTING -j X\nCOMMIT\n";
+    assert_parse_err(parse(text).unwrap_err(), 4, "not allowed in POSTROUTING");
+    // Already reachable: the DNAT rule itself is refused.
+    let text = "*nat\n:X - [0:0]\n-A POSTROUTING -j X\n-A X -p tcp -j DNAT --to-destination 10.0.0.1\nCOMMIT\n";
+    assert_parse_err(parse(text).unwrap_err(), 4, "not allowed in POSTROUTING");
 }

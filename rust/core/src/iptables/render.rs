@@ -245,7 +245,7 @@ fn save_match(out: &mut String, m: &Match) {
         Match::Recent(r) => save_recent(out, r),
         Match::Conntrack(ct) => {
             out.push_str(" -m conntrack");
-            save_conntrack(out, ct, "--");
+            save_conntrack(out, ct, "--", false);
         }
         Match::State(s) => {
             out.push_str(" -m state");
@@ -319,10 +319,9 @@ fn save_recent(out: &mut String, r: &Recent) {
     out.push_str(if r.use_destination { " --rdest" } else { " --rsource" });
 }
 
-/// Conntrack options; `prefix` is "--" for save and "" for listing (which also resolves names).
-pub(crate) fn save_conntrack(out: &mut String, ct: &ConntrackMatch, prefix: &str) {
-    let listing = prefix.is_empty();
-    let numeric_addr = |c: &Cidr| addr_short(c);
+/// Conntrack options; `prefix` is "--" for save and "" for listing; `resolve` turns addresses
+/// to names as `iptables -L` without `-n` does.
+pub(crate) fn save_conntrack(out: &mut String, ct: &ConntrackMatch, prefix: &str, resolve: bool) {
     if let Some(s) = &ct.state {
         bang(out, s.negated);
         let _ = write!(out, " {prefix}ctstate {}", bit_names(s.value.0, names::CT_STATES));
@@ -339,7 +338,7 @@ pub(crate) fn save_conntrack(out: &mut String, ct: &ConntrackMatch, prefix: &str
     ] {
         if let Some(a) = slot {
             bang(out, a.negated);
-            let text = if listing { super::listing::conntrack_addr_name(&a.value) } else { numeric_addr(&a.value) };
+            let text = if resolve { super::listing::conntrack_addr_name(&a.value) } else { addr_short(&a.value) };
             let _ = write!(out, " {prefix}{name} {text}");
         }
     }

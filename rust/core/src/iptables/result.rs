@@ -175,6 +175,9 @@ pub struct EvalResult {
     pub snat: Option<(IpAddr, u16)>,
     /// Whether MASQUERADE chose the source.
     pub masquerade: bool,
+    /// Whether the kernel picks a translated port at random (`--random`, `--random-fully`):
+    /// the reported port is then the original one, not a prediction.
+    pub random_port: bool,
     /// The packet mark at the end.
     pub mark: u32,
     /// Conntrack state of the packet (`NEW`, `ESTABLISHED`, `INVALID`, `UNTRACKED`).

@@ -231,7 +231,8 @@ impl TargetBuilder {
                 "--nflog-size" => n.size = Some(parse_u32(&value()?)?),
                 _ => {
                     let t = u16::try_from(parse_bounded(&value()?, 65535)?).map_err(|e| e.to_string())?;
-                    n.threshold = (t != 1).then_some(t);
+                    // The kernel's default threshold is 0; iptables-save prints any other value.
+                    n.threshold = (t != 0).then_some(t);
                 }
             },
             TargetBuilder::Ct { notrack, helper, zone, timeout } => match option {

@@ -81,6 +81,14 @@ pub(crate) fn validate_table(table: &Table, family: Family, text: &str) -> Resul
             Target::Jump(c) | Target::Goto(c) if !index.contains_key(c.as_str()) => {
                 return Err(rule_error(text, rule, c, format!("Chain '{c}' does not exist")));
             }
+            Target::Jump(c) | Target::Goto(c) if builtin_chains(table.name).contains(&c.as_str()) => {
+                return Err(rule_error(
+                    text,
+                    rule,
+                    c,
+                    format!("jump to the built-in chain {c} (the kernel refuses it: Operation not supported)"),
+                ));
+            }
             Target::Drop if table.name == TableName::Nat => {
                 return Err(rule_error(
                     text,
@@ -104,9 +112,12 @@ pub(crate) fn validate_table(table: &Table, family: Family, text: &str) -> Resul
             }
         }
     }
+    for chain in &table.chains {
+        for rule in &chain.rules {
+            check_addrtype_hooks(text, chain.name.as_str(), rule)?;
+        }
+    }
     // Which built-in chains reach each chain, and loops reachable from them.
-    let n = table.chains.len();
-    let mut hooks: Vec<Vec<&str>> = vec![Vec::new(); n];
     let edges: Vec<Vec<(usize, &Rule)>> = table
         .chains
         .iter()
@@ -120,6 +131,86 @@ pub(crate) fn validate_table(table: &Table, family: Family, text: &str) -> Resul
                 .collect()
         })
         .collect();
+    let hooks = match reach(table, &index, &edges, usize::MAX) {
+        Ok(hooks) => hooks,
+        Err(with_all) => {
+            // The kernel adds rules in line order and refuses the first one after which a loop
+            // is reachable from a built-in chain: find that line (loops only get more reachable
+            // as jumps are added, so the smallest such line is found by bisection).
+            let mut lines: Vec<usize> = edges.iter().flatten().map(|(_, r)| r.line).collect();
+            lines.sort_unstable();
+            lines.dedup();
+            let first = lines.partition_point(|&l| reach(table, &index, &edges, l).is_ok());
+            let at = lines.get(first).copied().unwrap_or(usize::MAX);
+            let (_, builtin) = reach(table, &index, &edges, at).err().unwrap_or(with_all);
+            let rule = edges.iter().flatten().map(|(_, r)| *r).find(|r| r.line == at).unwrap_or(with_all.0);
+            let name = match &rule.target {
+                Target::Jump(name) | Target::Goto(name) => name.as_str(),
+                _ => "",
+            };
+            return Err(rule_error(
+                text,
+                rule,
+                name,
+                format!(
+                    "jump to {name:?} makes a loop reachable from {builtin} (the kernel refuses it: Too many links)"
+                ),
+            ));
+        }
+    };
+    if hook_violation(table, &hooks, usize::MAX).is_none() {
+        return Ok(());
+    }
+    // As with loops, the kernel refuses the first rule after which a target is reachable from a
+    // hook that does not allow it: the target's own rule, or a later jump that leads to it.
+    let mut lines: Vec<usize> = table.chains.iter().flat_map(|c| &c.rules).map(|r| r.line).collect();
+    lines.sort_unstable();
+    lines.dedup();
+    let violates =
+        |l: usize| reach(table, &index, &edges, l).ok().and_then(|hooks| hook_violation(table, &hooks, l)).is_some();
+    let at = lines.get(lines.partition_point(|&l| !violates(l))).copied().unwrap_or(usize::MAX);
+    let found = reach(table, &index, &edges, at).ok().and_then(|h| hook_violation(table, &h, at));
+    let Some((target_rule, bad)) = found.or_else(|| hook_violation(table, &hooks, usize::MAX)) else { return Ok(()) };
+    let word = target_word(&target_rule.target);
+    let message =
+        format!("target {word} is not allowed in {bad} of the {tname} table (the kernel refuses it: Invalid argument)");
+    match table.chains.iter().flat_map(|c| &c.rules).find(|r| r.line == at && r.line != target_rule.line) {
+        Some(jump) => {
+            let name = target_word(&jump.target);
+            Err(rule_error(text, jump, name, format!("this jump leads to line {}: {message}", target_rule.line)))
+        }
+        None => Err(rule_error(text, target_rule, word, message)),
+    }
+}
+
+/// The first rule (of lines up to `max_line`) whose target is reached from a hook that does not
+/// allow it, and that hook.
+fn hook_violation<'t>(
+    table: &'t Table,
+    hooks: &[Vec<&'static str>],
+    max_line: usize,
+) -> Option<(&'t Rule, &'static str)> {
+    for (ci, chain) in table.chains.iter().enumerate() {
+        for rule in chain.rules.iter().filter(|r| r.line <= max_line) {
+            let Some(allowed) = allowed_hooks(&rule.target) else { continue };
+            if let Some(bad) = hooks[ci].iter().find(|h| !allowed.contains(h)) {
+                return Some((rule, bad));
+            }
+        }
+    }
+    None
+}
+
+/// Which built-in chains reach each chain, using only the jumps of lines up to `max_line`; or
+/// the jump that closes a loop reachable from a built-in chain, and that chain.
+fn reach<'t>(
+    table: &'t Table,
+    index: &HashMap<&str, usize>,
+    edges: &[Vec<(usize, &'t Rule)>],
+    max_line: usize,
+) -> std::result::Result<Vec<Vec<&'static str>>, (&'t Rule, &'static str)> {
+    let n = table.chains.len();
+    let mut hooks: Vec<Vec<&'static str>> = vec![Vec::new(); n];
     for builtin in builtin_chains(table.name) {
         let Some(&start) = index.get(builtin) else { continue };
         // Iterative DFS with an explicit stack: deep chain nesting must not overflow the stack.
@@ -131,16 +222,11 @@ pub(crate) fn validate_table(table: &Table, family: Family, text: &str) -> Resul
             let (node, next) = stack[top];
             if let Some(&(child, rule)) = edges[node].get(next) {
                 stack[top].1 += 1;
+                if rule.line > max_line {
+                    continue;
+                }
                 match state[child] {
-                    1 => {
-                        let name = &table.chains[child].name;
-                        return Err(rule_error(
-                            text,
-                            rule,
-                            name,
-                            format!("jump to {name:?} makes a loop reachable from {builtin} (the kernel refuses it: Too many links)"),
-                        ));
-                    }
+                    1 => return Err((rule, builtin)),
                     0 => {
                         state[child] = 1;
                         if !hooks[child].contains(builtin) {
@@ -156,16 +242,26 @@ pub(crate) fn validate_table(table: &Table, family: Family, text: &str) -> Resul
             }
         }
     }
-    for (ci, chain) in table.chains.iter().enumerate() {
-        for rule in &chain.rules {
-            let Some(allowed) = allowed_hooks(&rule.target) else { continue };
-            if let Some(bad) = hooks[ci].iter().find(|h| !allowed.contains(h)) {
-                let word = target_word(&rule.target);
-                return Err(rule_error(
-                    text,
-                    rule,
-                    word,
-                    format!("target {word} is not allowed in {bad} of the {tname} table (the kernel refuses it: Invalid argument)"),
+    Ok(hooks)
+}
+
+/// `addrtype --limit-iface-in` cannot be used in OUTPUT/POSTROUTING, `--limit-iface-out` not in
+/// PREROUTING/INPUT (the kernel checks this for rules in those built-in chains).
+fn check_addrtype_hooks(text: &str, chain: &str, rule: &Rule) -> Result<()> {
+    for m in &rule.matches {
+        if let super::ast::Match::AddrType { limit_iface_in, limit_iface_out, .. } = m {
+            let bad = (*limit_iface_in && matches!(chain, "OUTPUT" | "POSTROUTING"))
+                || (*limit_iface_out && matches!(chain, "PREROUTING" | "INPUT"));
+            if bad {
+                let line = line_text(text, rule.line);
+                let column = line.find("--limit-iface").map_or(1, |p| line[..p].chars().count() + 1);
+                return Err(Error::parse(
+                    rule.line,
+                    column,
+                    line,
+                    format!(
+                        "addrtype: this interface limitation cannot be used in {chain} (the kernel refuses it: Invalid argument)"
+                    ),
                 ));
             }
         }

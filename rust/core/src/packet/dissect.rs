@@ -291,7 +291,7 @@ impl<B: AsRef<[u8]>> IpPacket<B> {
             _ => 0,
         };
         let stop = match self.udp() {
-            Some(u) => o + usize::from(u.len()),
+            Some(u) => (o + usize::from(u.len())).clamp(o + hl, end),
             None => end,
         };
         &self.bytes.as_ref()[o + hl..stop]
@@ -457,6 +457,11 @@ mod tests {
             out.push(build::icmp(s, d, if s.is_ipv4() { 3 } else { 1 }, 3, 0).payload(inner).to_bytes().unwrap());
             out.push(build::echo_request(s, d, 5, 6).ethernet([2; 6], [4; 6], Some(3)).to_bytes().unwrap());
         }
+        // A first IPv4 fragment: the UDP length covers more than the bytes present.
+        let mut frag = build::udp(a("10.0.0.1"), a("10.0.0.2"), 1, 2).payload(vec![3; 8]).to_bytes().unwrap();
+        frag[6] = 0x20;
+        frag[25] = 200;
+        out.push(frag);
         // IPv6 with hop-by-hop and a fragment header in front of TCP.
         let mut v6 = build::tcp(a("fd00::1"), a("fd00::2"), 1, 2).to_bytes().unwrap();
         v6[6] = proto::HOPOPTS;
@@ -554,6 +559,17 @@ mod tests {
         assert_eq!((p.sport(), p.frag_offset(), p.more_fragments()), (None, 3, true));
         assert_eq!(p.payload().len(), 8);
         assert_eq!(p.to_string(), "udp 10.0.0.1 -> 10.0.0.2 frag 24+");
+        // A first fragment cut inside the TCP header has no transport header to read; the
+        // same bytes without MF are a truncated TCP header.
+        let mut t = build::raw("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap(), 99)
+            .payload(vec![0, 1, 0, 2, 0, 0, 0, 0])
+            .to_bytes()
+            .unwrap();
+        t[9] = proto::TCP;
+        assert!(matches!(IpPacket::parse(t.clone(), Link::Ip), Err(Error::Packet { layer: "tcp", offset: 28, .. })));
+        t[6] = 0x20;
+        let p = IpPacket::parse(t, Link::Ip).unwrap();
+        assert_eq!((p.protocol(), p.sport(), p.layout().l4), (proto::TCP, None, None));
     }
 
     #[test]

@@ -39,8 +39,9 @@ pub struct Layout {
     pub end: usize,
     /// Upper-layer protocol (after IPv6 extension headers).
     pub protocol: u8,
-    /// Offset of the transport header. `Some` only when this packet carries it (it is not a
-    /// non-first fragment); a known protocol's header has been checked to fit.
+    /// Offset of the transport header. `Some` only when this packet carries it whole (not a
+    /// non-first fragment, nor a first fragment cut inside it); a known protocol's header has
+    /// been checked to fit.
     pub l4: Option<usize>,
     /// Fragment offset in 8-byte units (0 when not fragmented).
     pub frag_offset: u16,
@@ -106,11 +107,9 @@ impl Layout {
         let hl = p.header_len();
         let total = usize::from(p.total_len());
         let frag_offset = p.frag_offset();
-        let l4 = (frag_offset == 0).then_some(hl);
         let protocol = p.protocol();
-        if let Some(at) = l4 {
-            check_transport(Family::V4, protocol, &ip[at..total]).map_err(shift(at))?;
-        }
+        let l4 =
+            if frag_offset == 0 { transport_at(Family::V4, protocol, ip, hl, total, p.more_frags())? } else { None };
         Ok(Layout {
             link,
             l3,
@@ -129,10 +128,11 @@ impl Layout {
         let end = ipv6::HEADER_LEN + usize::from(p.payload_len());
         let walk = ipv6::walk_extensions(&ip[..end])?;
         let (frag_offset, more_frags) = walk.frag.map_or((0, false), |f| (f.offset, f.more));
-        let l4 = (frag_offset == 0 && walk.protocol != proto::NONE).then_some(walk.transport_offset);
-        if let Some(at) = l4 {
-            check_transport(Family::V6, walk.protocol, &ip[at..end]).map_err(shift(at))?;
-        }
+        let l4 = if frag_offset == 0 && walk.protocol != proto::NONE {
+            transport_at(Family::V6, walk.protocol, ip, walk.transport_offset, end, more_frags)?
+        } else {
+            None
+        };
         Ok(Layout {
             link,
             l3,
@@ -166,9 +166,31 @@ pub fn icmp_protocol(family: Family) -> u8 {
 }
 
 /// Checks that a known transport header fits in `seg` (offsets relative to `seg`).
-fn check_transport(family: Family, protocol: u8, seg: &[u8]) -> Result<()> {
+/// Where the transport header is, when it is in this packet: `Some(at)` once a known
+/// protocol's header has been checked to fit into `ip[at..end]`. A first fragment may be cut
+/// inside the header (the rest follows in the next fragment): then there is no transport
+/// header to read (`None`), where an unfragmented packet is an error.
+fn transport_at(
+    family: Family,
+    protocol: u8,
+    ip: &[u8],
+    at: usize,
+    end: usize,
+    first_fragment: bool,
+) -> Result<Option<usize>> {
+    match check_transport(family, protocol, &ip[at..end], first_fragment) {
+        Ok(()) => Ok(Some(at)),
+        Err(_) if first_fragment => Ok(None),
+        Err(e) => Err(shift(at)(e)),
+    }
+}
+
+/// A first fragment holds only part of the datagram, so the UDP length (which covers all of it)
+/// is not checked against the bytes present then.
+fn check_transport(family: Family, protocol: u8, seg: &[u8], first_fragment: bool) -> Result<()> {
     match (family, protocol) {
         (_, proto::TCP) => tcp::Packet::new_checked(seg).map(|_| ()),
+        (_, proto::UDP) if first_fragment => udp::Packet::new_unchecked(seg).check_header_len(),
         (_, proto::UDP) => udp::Packet::new_checked(seg).map(|_| ()),
         (_, proto::SCTP) => sctp::Packet::new_checked(seg).map(|_| ()),
         (Family::V4, proto::ICMP) => icmp::Packet::new_checked(seg).map(|_| ()),

@@ -212,7 +212,8 @@ pub fn decrement_ttl(buf: &mut [u8], layout: &Layout) -> Option<u8> {
 }
 
 /// Recomputes every checksum of the packet from scratch (IPv4 header; TCP, UDP, ICMP, ICMPv6,
-/// SCTP when the transport header is present). A UDP checksum of 0 over IPv4 stays 0.
+/// SCTP when the transport header is present). A UDP checksum of 0 over IPv4 stays 0. A
+/// fragment's transport checksum covers the whole datagram, so only its IPv4 header is redone.
 pub fn fill_checksums(buf: &mut [u8], layout: &Layout) {
     let (src, dst) = pseudo_addrs(buf, layout);
     if layout.family == Family::V4 {
@@ -221,7 +222,7 @@ pub fn fill_checksums(buf: &mut [u8], layout: &Layout) {
         let c = checksum::checksum(&buf[layout.l3..layout.l3 + hl]);
         put16(buf, layout.l3 + 10, c);
     }
-    let Some(o) = layout.l4 else { return };
+    let Some(o) = layout.l4.filter(|_| !layout.fragment) else { return };
     let seg = &mut buf[o..layout.end];
     match (layout.family, layout.protocol) {
         (_, proto::TCP) => tcp::Packet::new_unchecked(seg).fill_checksum(src, dst),

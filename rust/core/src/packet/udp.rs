@@ -48,15 +48,26 @@ impl<T: AsRef<[u8]>> Packet<T> {
         Ok(p)
     }
 
+    /// Checks that the 8-byte header fits, without judging the length field (a first IP
+    /// fragment holds only part of the datagram the length covers).
+    ///
+    /// # Errors
+    /// [`Error::Packet`] naming the first field cut off.
+    pub fn check_header_len(&self) -> Result<()> {
+        let len = self.buffer.as_ref().len();
+        if len < HEADER_LEN {
+            return Err(cut_short("udp", FIELDS, HEADER_LEN, len));
+        }
+        Ok(())
+    }
+
     /// Checks the header fits and the length field lies between 8 and the buffer length.
     ///
     /// # Errors
     /// [`Error::Packet`] for a truncated header or a bad length field.
     pub fn check_len(&self) -> Result<()> {
+        self.check_header_len()?;
         let b = self.buffer.as_ref();
-        if b.len() < HEADER_LEN {
-            return Err(cut_short("udp", FIELDS, HEADER_LEN, b.len()));
-        }
         let l = usize::from(self.len());
         if l < HEADER_LEN || l > b.len() {
             return Err(Error::packet(
@@ -99,9 +110,15 @@ impl<T: AsRef<[u8]>> Packet<T> {
         be16(self.buffer.as_ref(), field::CHECKSUM.start)
     }
 
-    /// Payload, up to the length field.
+    /// The datagram's end: the length field, kept within the buffer (a view checked only with
+    /// [`Packet::check_header_len`] may hold less than the length says).
+    fn end(&self) -> usize {
+        usize::from(self.len()).clamp(HEADER_LEN, self.buffer.as_ref().len())
+    }
+
+    /// Payload, up to the length field (or the end of the buffer, if shorter).
     pub fn payload(&self) -> &[u8] {
-        &self.buffer.as_ref()[HEADER_LEN..usize::from(self.len())]
+        &self.buffer.as_ref()[HEADER_LEN..self.end()]
     }
 
     /// Whether the checksum is valid (a zero checksum counts as valid over IPv4).
@@ -109,7 +126,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
         if self.checksum() == 0 && src.is_ipv4() {
             return true;
         }
-        let b = &self.buffer.as_ref()[..usize::from(self.len())];
+        let b = &self.buffer.as_ref()[..self.end()];
         checksum::pseudo_header(src, dst, proto::UDP, u32::from(self.len()))
             .is_some_and(|acc| checksum::verify(checksum::sum(acc, b)))
     }
@@ -120,10 +137,11 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     /// sent as 0xffff (RFC 768).
     pub fn fill_checksum(&mut self, src: IpAddr, dst: IpAddr) {
         let l = self.len();
+        let end = self.end();
         let b = self.buffer.as_mut();
         put16(b, field::CHECKSUM.start, 0);
         let acc = checksum::pseudo_header(src, dst, proto::UDP, u32::from(l)).unwrap_or(0);
-        let c = !checksum::fold(checksum::sum(acc, &b[..usize::from(l)]));
+        let c = !checksum::fold(checksum::sum(acc, &b[..end]));
         put16(b, field::CHECKSUM.start, if c == 0 { 0xffff } else { c });
     }
 
