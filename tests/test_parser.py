@@ -86,6 +86,10 @@ def test_restore_form_equals_save_form() -> None:
     a = Ruleset.parse(RESTORE_FORM)
     b = Ruleset.parse(SAVE_FORM)
     assert a == b
+    assert hash(a) == hash(b)
+    assert len({a, b}) == 1
+    assert a != Ruleset.parse(RESTORE_FORM.replace("0x4000", "0x8000"))
+    assert a != "not a ruleset"
     body = "\n".join(line for line in SAVE_FORM.splitlines() if not line.startswith("#")) + "\n"
     assert a.save() == body
 

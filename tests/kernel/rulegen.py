@@ -1,6 +1,9 @@
 """Hypothesis strategies for the differential suite: rulesets the kernel accepts, and packets that hit them.
 
-Two shapes:
+Two shapes (matches: -s -d -p -i -o, tcp/udp/sctp ports and ranges, multiport, --syn, --tcp-flags,
+icmp types, mark, connmark, comment, addrtype, conntrack, state, statistic; targets: ACCEPT, DROP,
+REJECT, RETURN, jump, goto, MARK, CONNMARK, LOG, NFLOG, NOTRACK/CT, DNAT, SNAT, MASQUERADE,
+REDIRECT; the kube-proxy shape adds recent, nfacct and MASQUERADE --random-fully):
 * ``general_rulesets``: random rules from the supported set of matches and targets, in the raw,
   mangle, nat and filter tables, with user chains jumped to (``-j``/``-g``) from one built-in
   chain each, so that every target is used only where the kernel allows it.
@@ -57,16 +60,16 @@ class Probe:
         return f"{self.proto} {self.src}:{self.sport} -> {self.dst}:{self.dport} ({self.path})"
 
 
-_GROUPS = {"dport": "l4", "sport": "l4", "range": "l4", "syn": "l4"}
+_GROUPS = {"dport": "l4", "sport": "l4", "range": "l4", "syn": "l4", "flags": "l4"}
 """Kinds that use the same module instance may appear only once together."""
 
 
 def _kinds(hook: str, proto: str | None) -> list[str]:
-    kinds = ["src", "dst", "mark", "comment", "addrtype", "ctstate", "statistic"]
+    kinds = ["src", "dst", "mark", "comment", "addrtype", "ctstate", "statistic", "state", "connmark"]
     if proto in ("tcp", "udp", "sctp"):
         kinds += ["dport", "sport", "range", "multiport"]
     if proto == "tcp":
-        kinds += ["syn"]
+        kinds += ["syn", "flags"]
     if proto == "icmp":
         kinds += ["icmp"]
     if hook in _IN_OK:
@@ -104,6 +107,13 @@ def _match(draw: st.DrawFn, kind: str, proto: str | None) -> str:
         return f"-m {proto} {neg}--dport {draw(st.sampled_from(['1:100', '440:8080', '30000:32767']))}"
     if kind == "multiport":
         return f"-m multiport {neg}--dports {draw(st.sampled_from(['80,443', '53,8080', '1:100,30080']))}"
+    if kind == "flags":
+        flags = draw(st.sampled_from(["SYN,ACK SYN", "SYN,RST,ACK,FIN SYN", "ALL NONE", "SYN SYN"]))
+        return f"-m tcp {neg}--tcp-flags {flags}"
+    if kind == "state":
+        return f"-m state {neg}--state {draw(st.sampled_from(['NEW', 'ESTABLISHED', 'INVALID']))}"
+    if kind == "connmark":
+        return f"-m connmark {neg}--mark {draw(st.sampled_from(['0x1', '0x0/0x1', '0x2/0x3']))}"
     if kind == "syn":
         return f"-m tcp {neg}--syn"
     if kind == "icmp":
@@ -116,7 +126,9 @@ def _match(draw: st.DrawFn, kind: str, proto: str | None) -> str:
 @st.composite
 def _target(draw: st.DrawFn, table: str, hook: str, proto: str | None, chains: list[str], user: bool) -> str:
     ported = proto in ("tcp", "udp", "sctp")
-    options = ["MARK"]
+    options = ["MARK", "CONNMARK", "LOG", "NFLOG"]
+    if table == "raw":
+        options.append("NOTRACK")
     if user:
         options.append("RETURN")
     if chains:
@@ -157,6 +169,17 @@ def _target(draw: st.DrawFn, table: str, hook: str, proto: str | None, chains: l
         return f"-j SNAT --to-source {draw(st.sampled_from(['10.253.2.1', '192.168.7.2', '10.9.9.9']))}"
     if kind == "MASQUERADE":
         return "-j MASQUERADE"
+    if kind == "CONNMARK":
+        how = draw(
+            st.sampled_from(["--set-xmark 0x1/0x1", "--save-mark", "--restore-mark", "--set-mark 0x2"])
+        )
+        return f"-j CONNMARK {how}"
+    if kind == "LOG":
+        return '-j LOG --log-prefix "kn "'
+    if kind == "NFLOG":
+        return "-j NFLOG --nflog-group 5"
+    if kind == "NOTRACK":
+        return draw(st.sampled_from(["-j CT --notrack", "-j NOTRACK"]))
     return f"-j {kind}"
 
 
@@ -206,7 +229,7 @@ def general_rulesets(draw: st.DrawFn) -> str:
 def probes(draw: st.DrawFn, first_port: int = 40000) -> list[Probe]:
     """A handful of packets likely to hit the generated rules; distinct source ports."""
     result = []
-    for i in range(draw(st.integers(4, 16))):
+    for i in range(draw(st.integers(6, 16))):
         proto = draw(st.sampled_from(["tcp", "udp", "icmp", "sctp"]))
         path = draw(st.sampled_from(["in", "in", "in", "out"]))
         src = draw(st.sampled_from(LOCAL[:3] if path == "out" else ("10.1.2.3", "10.1.9.9", "203.0.113.5")))
@@ -315,7 +338,7 @@ def kube_rulesets(draw: st.DrawFn) -> tuple[str, list[Probe]]:
         version=version,
     )
     batch = []
-    for i in range(draw(st.integers(4, 16))):
+    for i in range(draw(st.integers(6, 16))):
         proto, dst, dport, node_port = draw(st.sampled_from(targets))
         source = draw(
             st.sampled_from(

@@ -42,3 +42,38 @@ def test_three_endpoints_distribution() -> None:
         from kubenat.kernel.stats import judge
 
         assert not judge(judgement.counts, wrong).ok
+
+
+def test_kernel_distribution_matches_kubenat_outcomes() -> None:
+    """kube-proxy's four-endpoint service, built by kubenat.proxy: the kernel's endpoint frequencies
+    against kubenat's exact outcome probabilities (exact binomial tests, false alarm < 1e-6)."""
+    from kubenat.kernel.model import Model
+    from kubenat.proxy import build_text
+
+    endpoints = [f"10.244.5.{i}" for i in range(1, 5)]
+    objects = [
+        {
+            "kind": "Service",
+            "metadata": {"name": "web", "namespace": "ns"},
+            "spec": {"clusterIP": "10.96.0.10", "ports": [{"name": "http", "port": 80, "protocol": "TCP"}]},
+        },
+        {
+            "kind": "EndpointSlice",
+            "metadata": {"name": "web-a", "namespace": "ns", "labels": {"kubernetes.io/service-name": "web"}},
+            "addressType": "IPv4",
+            "endpoints": [{"addresses": [ip], "conditions": {"ready": True}} for ip in endpoints],
+            "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
+        },
+    ]
+    text = build_text(objects, node_name="n1", node_ips=("192.168.7.2",), cluster_cidrs=("10.244.0.0/16",))
+    with Testbed() as tb:
+        tb.load(text)
+        model = Model(text, tb)
+        packet = build_packet("tcp", "10.244.1.5", "10.96.0.10", 1, 80)
+        expected: dict[object, float] = {}
+        for probability, result in model.outcomes(packet, "in").outcomes:
+            key = (result.verdict, result.dst, result.dport, result.masquerade, result.local_delivery)
+            expected[key] = expected.get(key, 0.0) + probability
+        assert len(expected) == 4
+        judgement = tb.judge_distribution(packet, expected, n=4000)
+        assert judgement.ok, str(judgement)

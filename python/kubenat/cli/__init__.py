@@ -15,6 +15,7 @@ def main() -> None:
 
 # Subcommands register themselves on `main` when imported (one line per command module).
 from kubenat.cli import demo as _demo  # noqa: E402
+from kubenat.cli import diff as _diff  # noqa: E402
 from kubenat.cli import env as _env  # noqa: E402
 from kubenat.cli import flannel as _flannel  # noqa: E402
 from kubenat.cli import rules as _rules  # noqa: E402
@@ -22,4 +23,4 @@ from kubenat.cli import trace as _trace  # noqa: E402  (evaluator)
 from kubenat.cli import verify as _verify  # noqa: E402
 
 __all__ = ["main"]
-_ = (_demo, _env, _flannel, _rules, _verify, _trace)
+_ = (_demo, _diff, _env, _flannel, _rules, _verify, _trace)

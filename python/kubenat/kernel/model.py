@@ -74,6 +74,7 @@ class Model:
             local_addresses=testbed.local_addresses,
             interfaces=testbed.interfaces,
             routes=testbed.routes,
+            route_localnet=testbed.route_localnet,
         )
 
     def origin(self, path: str) -> str:

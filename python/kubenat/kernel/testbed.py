@@ -124,13 +124,15 @@ class Testbed:
         addresses: Mapping[str, Sequence[str]] | None = None,
         settle: float = 0.02,
         tag: str | None = None,
+        route_localnet: bool = True,
     ) -> None:
         """``sinks``: how many sink namespaces (1 to 8). ``routes``: prefix → ``"client"`` or a sink
         role (``"sink"``, ``"sink1"``...), added to the node's routing table. ``node_interfaces``:
         the node's interface names, client link first (default ``eth0``, ``eth1``, ...).
         ``addresses``: extra addresses (CIDR) per node interface (``"lo"`` allowed); they add no
         route for their subnet. ``settle``:
-        how long the capture waits for silence after a batch."""
+        how long the capture waits for silence after a batch. ``route_localnet``: let 127.0.0.0/8
+        be routed off ``lo`` (on by default, as kube-proxy sets it for localhost NodePorts)."""
         if not 1 <= sinks <= 8:
             raise InvalidArgument(f"sinks must be between 1 and 8, not {sinks}", what="sinks")
         self.tag = tag or secrets.token_hex(4)
@@ -167,6 +169,7 @@ class Testbed:
             if iface != "lo" and iface not in names:
                 raise InvalidArgument(f"addresses: node has no interface {iface!r}", what="addresses")
         self.settle = settle
+        self.route_localnet = route_localnet
         self._capture: Capture | None = None
         self._injector: Injector | None = None
         self._entered = False
@@ -276,8 +279,8 @@ class Testbed:
             {
                 "net/ipv4/ip_forward": "1",
                 "net/ipv6/conf/all/forwarding": "1",
-                "net/ipv4/conf/all/route_localnet": "1",
-                "net/ipv4/conf/default/route_localnet": "1",
+                "net/ipv4/conf/all/route_localnet": "1" if self.route_localnet else "0",
+                "net/ipv4/conf/default/route_localnet": "1" if self.route_localnet else "0",
                 "net/ipv4/conf/all/rp_filter": "0",
                 "net/ipv4/conf/default/rp_filter": "0",
                 "net/ipv4/conf/all/send_redirects": "0",

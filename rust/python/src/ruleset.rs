@@ -157,6 +157,15 @@ impl Ruleset {
         self.inner.save(false)
     }
 
+    /// Equal rulesets save to the same text, so the text's hash is consistent with `==`.
+    fn __hash__(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        family_name(self.inner.family).hash(&mut h);
+        self.inner.save(false).hash(&mut h);
+        h.finish()
+    }
+
     fn __repr__(&self) -> String {
         let tables: Vec<String> = self
             .inner

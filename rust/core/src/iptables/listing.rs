@@ -46,6 +46,13 @@ const HEADER: &str = "target     prot opt source               destination      
 
 fn list_table(table: &Table, family: Family, numeric: bool) -> String {
     let mut out = String::new();
+    // References per chain, counted once (a dump can have 100k chains).
+    let mut refs: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for rule in table.chains.iter().flat_map(|c| &c.rules) {
+        if let Target::Jump(t) | Target::Goto(t) = &rule.target {
+            *refs.entry(t.as_str()).or_default() += 1;
+        }
+    }
     for (i, chain) in table.chains.iter().enumerate() {
         if i > 0 {
             out.push('\n');
@@ -56,13 +63,8 @@ fn list_table(table: &Table, family: Family, numeric: bool) -> String {
                 let _ = writeln!(out, "Chain {} (policy {p})", chain.name);
             }
             None => {
-                let refs = table
-                    .chains
-                    .iter()
-                    .flat_map(|c| &c.rules)
-                    .filter(|r| matches!(&r.target, Target::Jump(t) | Target::Goto(t) if *t == chain.name))
-                    .count();
-                let _ = writeln!(out, "Chain {} ({refs} references)", chain.name);
+                let n = refs.get(chain.name.as_str()).copied().unwrap_or(0);
+                let _ = writeln!(out, "Chain {} ({n} references)", chain.name);
             }
         }
         out.push_str(HEADER);

@@ -337,7 +337,8 @@ impl ModuleBuilder {
             ModuleBuilder::Comment(slot) => {
                 no_invert(negated, option)?;
                 once(slot, option)?;
-                *slot = Some(value()?);
+                // The kernel keeps 255 bytes of a comment and drops the rest.
+                *slot = Some(super::values::truncate_bytes(value()?, 255));
             }
             ModuleBuilder::Mark(slot) | ModuleBuilder::Connmark(slot) => {
                 once(slot, option)?;

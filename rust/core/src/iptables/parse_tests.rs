@@ -362,3 +362,12 @@ fn target_refusal_names_the_jump_that_reaches_it() {
     let text = "*nat\n:X - [0:0]\n-A POSTROUTING -j X\n-A X -p tcp -j DNAT --to-destination 10.0.0.1\nCOMMIT\n";
     assert_parse_err(parse(text).unwrap_err(), 4, "not allowed in POSTROUTING");
 }
+
+#[test]
+fn long_strings_are_cut_like_the_kernel() {
+    let comment = "c".repeat(300);
+    let out = saved("filter", &format!("-A X -m comment --comment {comment}"));
+    assert_eq!(out, format!("-A X -m comment --comment {}", "c".repeat(255)));
+    let out = saved("filter", &format!("-A X -j LOG --log-prefix {}", "p".repeat(40)));
+    assert_eq!(out, format!("-A X -j LOG --log-prefix {}", "p".repeat(29)));
+}

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use super::ast::{ConnmarkOp, LogOptions, NatRange, Neg, NflogOptions, PortRange, RejectWith, Target};
 use super::matches::{NextValue, RuleInfo};
 use super::names;
-use super::values::{parse_addr, parse_bounded, parse_mark, parse_port, parse_u32};
+use super::values::{parse_addr, parse_bounded, parse_mark, parse_port, parse_u32, truncate_bytes};
 use crate::net::Family;
 
 /// Targets built into iptables (everything else after `-j` is a chain name).
@@ -214,7 +214,8 @@ impl TargetBuilder {
                     // Level 4 (warning) is the default the kernel stores when none is given.
                     log.level = (level != 4).then_some(level);
                 }
-                "--log-prefix" => log.prefix = Some(value()?).filter(|p| !p.is_empty()),
+                // The kernel keeps 29 bytes of a LOG prefix and drops the rest.
+                "--log-prefix" => log.prefix = Some(truncate_bytes(value()?, 29)).filter(|p| !p.is_empty()),
                 flag => {
                     if !log.flags.iter().any(|f| f == flag) {
                         log.flags.push(flag.to_string());

@@ -105,6 +105,19 @@ fn netmask_prefix(mask: &str, family: Family) -> Result<u8, String> {
     u8::try_from(ones).map_err(|_| format!("invalid mask {mask:?} specified"))
 }
 
+/// The first `max` bytes of `text` (at a character boundary), as the kernel keeps fixed-size
+/// strings: a comment keeps 255 bytes, a LOG prefix 29.
+pub(crate) fn truncate_bytes(text: String, max: usize) -> String {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_string()
+}
+
 /// `IPv4` / `IPv6`.
 pub(crate) fn family_name(family: Family) -> &'static str {
     match family {
