@@ -7,7 +7,12 @@ computed offline with a Rust core.
 from __future__ import annotations
 
 from kubenat import _core, flannel
-from kubenat._core import Packet, Rule, Ruleset  # parser
+from kubenat._core import (  # parser
+    Classifier,  # speed
+    Packet,
+    Rule,
+    Ruleset,
+)
 from kubenat.errors import (
     ConfigError,
     DecapError,
@@ -32,6 +37,7 @@ from kubenat import k8s, proxy
 from kubenat._core import Connection, Flow, Netfilter, Outcome, Result, TraceStep
 
 __all__ = [
+    "Classifier",  # speed
     "ConfigError",
     "Connection",  # evaluator
     "DecapError",

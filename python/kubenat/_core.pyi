@@ -1,6 +1,6 @@
 """Type stubs for kubenat's native module. Users import from ``kubenat``, not from here."""
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from fractions import Fraction
 from typing import Any, final
 
@@ -468,3 +468,85 @@ class Netfilter:
     def recent(self) -> list[tuple[str, list[str]]]: ...
     @property
     def stateless(self) -> bool: ...
+
+# --- speed ---
+
+_Decision = tuple[int, int, int, int, int, int, int]
+
+@final
+class Classifier:
+    """A ruleset compiled for a node: one packet per call, or batches of columns or frames."""
+
+    def __new__(
+        cls,
+        ruleset: Ruleset | str,
+        *,
+        local: Sequence[str] = ...,
+        interfaces: Mapping[str, Sequence[str]] | Iterable[tuple[str, Sequence[str]]] | None = None,
+        routes: Sequence[tuple[str, str]] = ...,
+    ) -> Classifier: ...
+    @property
+    def compiled(self) -> bool: ...
+    @property
+    def fallback_reason(self) -> str | None: ...
+    @property
+    def interfaces(self) -> list[str]: ...
+    @property
+    def rule_count(self) -> int: ...
+    def rule(self, index: int) -> tuple[str, str, int, int]: ...
+    def memory(self) -> dict[str, int]: ...
+    def classify(
+        self,
+        src: int | str,
+        dst: int | str,
+        proto: int = 6,
+        sport: int = 0,
+        dport: int = 0,
+        iface: int | str | None = None,
+        seed: int | None = None,
+    ) -> _Decision: ...
+    def outcomes(
+        self,
+        src: int | str,
+        dst: int | str,
+        proto: int = 6,
+        sport: int = 0,
+        dport: int = 0,
+        iface: int | str | None = None,
+    ) -> list[tuple[float, _Decision]]: ...
+    def classify_batch(
+        self,
+        src: Any,
+        dst: Any,
+        proto: Any,
+        sport: Any,
+        dport: Any,
+        iface: Any | None = None,
+        *,
+        seed: int | None = None,
+        threads: int = 1,
+        engine: str = "compiled",
+        out: dict[str, Any] | None = None,
+    ) -> dict[str, Any]: ...
+    def classify_frames(
+        self,
+        data: Any,
+        lengths: Any,
+        *,
+        link: str = "ip",
+        iface: int | str | None = None,
+        seed: int | None = None,
+        threads: int = 1,
+        out: dict[str, Any] | None = None,
+    ) -> dict[str, Any]: ...
+    def __reduce__(
+        self,
+    ) -> tuple[object, tuple[str, list[str], list[tuple[str, list[str]]], list[tuple[str, str]]]]: ...
+
+def _classifier_from_state(
+    text: str,
+    local: Sequence[str],
+    interfaces: Sequence[tuple[str, Sequence[str]]],
+    routes: Sequence[tuple[str, str]],
+) -> Classifier: ...
+def _synthetic_kube_proxy(services: int, endpoints: int = 4) -> str: ...

@@ -14,6 +14,7 @@ def main() -> None:
 
 
 # Subcommands register themselves on `main` when imported (one line per command module).
+from kubenat.cli import bench as _bench  # noqa: E402  # speed
 from kubenat.cli import demo as _demo  # noqa: E402
 from kubenat.cli import diff as _diff  # noqa: E402
 from kubenat.cli import env as _env  # noqa: E402
@@ -23,4 +24,4 @@ from kubenat.cli import trace as _trace  # noqa: E402  (evaluator)
 from kubenat.cli import verify as _verify  # noqa: E402
 
 __all__ = ["main"]
-_ = (_demo, _diff, _env, _flannel, _rules, _verify, _trace)
+_ = (_bench, _demo, _diff, _env, _flannel, _rules, _verify, _trace)

@@ -6,6 +6,8 @@
 use pyo3::prelude::*;
 
 mod errors;
+// --- speed ---
+mod batch;
 mod flannel;
 mod packet;
 // --- parser ---
@@ -21,5 +23,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     flannel::register(m)?;
     ruleset::register(m)?; // parser
     netfilter::register(m)?; // evaluator
+    batch::register(m)?; // speed
     Ok(())
 }

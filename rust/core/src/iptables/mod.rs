@@ -16,6 +16,10 @@ pub mod result;
 #[cfg(test)]
 mod eval_tests;
 
+// --- speed: the compiled classifier ---
+pub mod compile;
+pub mod compiled;
+
 // --- parser ---
 pub mod listing;
 mod matches;

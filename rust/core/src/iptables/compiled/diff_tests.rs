@@ -1,0 +1,385 @@
+//! Differential test: the compiled classifier against the plain evaluator on random rulesets,
+//! random packets and random seeds (verdict, NAT, mark, deciding rule, conntrack state, route,
+//! and the exact outcome distributions), plus the synthetic kube-proxy rulesets.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use crate::iptables::ast::*;
+use crate::iptables::chance::ALWAYS;
+use crate::iptables::compile::{packet_seed, Compiled, Packet4, Scratch};
+use crate::iptables::compiled::synth::{self, Gen};
+use crate::iptables::eval::Origin;
+use crate::net::{Cidr, Family};
+
+const ADDRS: [u32; 12] = [
+    0x0a40_0005, // 10.64.0.5 local pod
+    0x0a40_0307, // 10.64.3.7 remote pod
+    0xc0a8_0002, // 192.168.0.2 node
+    0xc0a8_00ff, // 192.168.0.255 broadcast
+    0x0808_0808, // 8.8.8.8
+    0xac10_0001, // service 0
+    0xac10_0002, // service 1
+    0xac10_0003, // service 2
+    0x7f00_0001, // 127.0.0.1
+    0xe000_0001, // 224.0.0.1
+    0x0a40_0001, // cni0 address
+    0x0a40_0000, // flannel.1 address
+];
+const PORTS: [u16; 5] = [53, 80, 443, 8080, 30000];
+const PROTOS: [u8; 7] = [6, 17, 132, 136, 47, 6, 17];
+const IFACES: [(&str, bool); 7] =
+    [("eth0", false), ("cni0", false), ("flannel.1", false), ("lo", false), ("eth", true), ("c", true), ("", true)];
+
+struct R(Gen);
+
+impl R {
+    fn n(&mut self, n: usize) -> usize {
+        #[allow(clippy::cast_possible_truncation)]
+        let v = self.0.below(n as u64) as usize;
+        v
+    }
+    fn chance(&mut self, percent: usize) -> bool {
+        self.n(100) < percent
+    }
+    fn addr(&mut self) -> u32 {
+        ADDRS[self.n(ADDRS.len())]
+    }
+    fn ip(&mut self) -> IpAddr {
+        IpAddr::V4(Ipv4Addr::from(self.addr()))
+    }
+    fn cidr(&mut self) -> Cidr {
+        let prefix = [32u8, 32, 24, 16, 10, 8, 0][self.n(7)];
+        Cidr::new(self.ip(), prefix).unwrap()
+    }
+    fn port(&mut self) -> u16 {
+        PORTS[self.n(PORTS.len())]
+    }
+    fn neg(&mut self) -> bool {
+        self.chance(20)
+    }
+    fn ports(&mut self) -> Option<Neg<PortRange>> {
+        match self.n(4) {
+            0 => None,
+            1 => Some(Neg { value: PortRange { first: 50, last: 500 }, negated: self.neg() }),
+            _ => Some(Neg { value: PortRange::single(self.port()), negated: self.neg() }),
+        }
+    }
+    fn prob(&mut self) -> u32 {
+        [0, 1 << 30, 715_827_882, ALWAYS - 1, ALWAYS, 536_870_912][self.n(6)]
+    }
+    fn mark(&mut self) -> u32 {
+        [0, 0x4000, 0x1, 0x4001][self.n(4)]
+    }
+    fn iface(&mut self) -> Neg<IfacePattern> {
+        let (name, wildcard) = IFACES[self.n(IFACES.len())];
+        Neg { value: IfacePattern { name: name.into(), wildcard }, negated: self.neg() }
+    }
+    fn ctstates(&mut self) -> CtStates {
+        CtStates(
+            [
+                CtStates::NEW,
+                CtStates::INVALID,
+                CtStates::ESTABLISHED | CtStates::RELATED,
+                CtStates::DNAT,
+                CtStates::SNAT | CtStates::NEW,
+                CtStates::UNTRACKED,
+            ][self.n(6)],
+        )
+    }
+    fn addrtypes(&mut self) -> Neg<AddrTypes> {
+        let v = [AddrTypes::LOCAL, AddrTypes::UNICAST, AddrTypes::BROADCAST | AddrTypes::MULTICAST][self.n(3)];
+        Neg { value: AddrTypes(v), negated: self.neg() }
+    }
+
+    fn a_match(&mut self) -> Match {
+        match self.n(17) {
+            0 => Match::Source(Neg { value: self.cidr(), negated: self.neg() }),
+            1 => Match::Destination(Neg { value: self.cidr(), negated: self.neg() }),
+            2 => Match::InInterface(self.iface()),
+            3 => Match::OutInterface(self.iface()),
+            4 => Match::Protocol(Neg { value: PROTOS[self.n(PROTOS.len())], negated: self.neg() }),
+            5 => Match::Tcp {
+                sport: self.ports(),
+                dport: self.ports(),
+                flags: self.chance(20).then(|| Neg { value: TcpFlags { mask: 0x17, comp: 0x02 }, negated: self.neg() }),
+            },
+            6 => Match::Udp { sport: self.ports(), dport: self.ports() },
+            7 => Match::Multiport {
+                side: [MultiportSide::Source, MultiportSide::Destination, MultiportSide::Either][self.n(3)],
+                ports: vec![PortRange::single(self.port()), PortRange { first: 1000, last: 2000 }],
+                negated: self.neg(),
+            },
+            8 => Match::Mark(Neg { value: (self.mark(), 0x4000), negated: self.neg() }),
+            9 => Match::Connmark(Neg { value: (self.mark(), 0xffff), negated: self.neg() }),
+            10 => Match::AddrType {
+                src: self.chance(50).then(|| self.addrtypes()),
+                dst: Some(self.addrtypes()),
+                limit_iface_in: self.chance(15),
+                limit_iface_out: self.chance(15),
+            },
+            11 => Match::Statistic(Neg { value: Statistic::Random { probability: self.prob() }, negated: self.neg() }),
+            12 => Match::Conntrack(ConntrackMatch {
+                state: Some(Neg { value: self.ctstates(), negated: self.neg() }),
+                ..ConntrackMatch::default()
+            }),
+            13 => Match::State(Neg { value: self.ctstates(), negated: self.neg() }),
+            14 => Match::Comment("c".into()),
+            15 => Match::Fragment(Neg { value: (), negated: self.neg() }),
+            _ => Match::Icmp(Neg { value: IcmpType { kind: 8, code: None }, negated: self.neg() }),
+        }
+    }
+
+    fn nat_range(&mut self) -> Vec<NatRange> {
+        let addrs = match self.n(3) {
+            0 => None,
+            1 => Some((self.ip(), self.ip())),
+            _ => {
+                let a = self.addr();
+                Some((IpAddr::V4(Ipv4Addr::from(a)), IpAddr::V4(Ipv4Addr::from(a + 4))))
+            }
+        };
+        let ports = match self.n(3) {
+            0 => None,
+            1 => Some(PortRange::single(self.port())),
+            _ => Some(PortRange { first: 8000, last: 8100 }),
+        };
+        vec![NatRange { addrs, ports }]
+    }
+
+    fn target(&mut self, table: TableName, later: &[String]) -> Target {
+        loop {
+            let t = match self.n(16) {
+                0 | 1 => Target::Accept,
+                2 => Target::Drop,
+                3 => Target::Reject(RejectWith::IcmpPortUnreachable),
+                4 => Target::Return,
+                5..=7 if !later.is_empty() => Target::Jump(later[self.n(later.len())].clone()),
+                8 if !later.is_empty() => Target::Goto(later[self.n(later.len())].clone()),
+                9 => Target::Mark { value: self.mark(), mask: [0x4000, 0, 0xffff_ffff][self.n(3)] },
+                10 => Target::Connmark(match self.n(3) {
+                    0 => ConnmarkOp::SetXmark { value: self.mark(), mask: 0xffff },
+                    1 => ConnmarkOp::Save { nfmask: 0xffff, ctmask: 0xffff },
+                    _ => ConnmarkOp::Restore { nfmask: 0xffff, ctmask: 0xffff },
+                }),
+                11 => Target::None,
+                12 => Target::Dnat { ranges: self.nat_range(), random: false, persistent: false },
+                13 => Target::Snat { ranges: self.nat_range(), random: false, random_fully: false, persistent: false },
+                14 => Target::Masquerade {
+                    ports: self.chance(30).then_some(PortRange { first: 30000, last: 30010 }),
+                    random: false,
+                    random_fully: true,
+                },
+                _ => Target::Redirect { ports: self.chance(50).then_some(PortRange::single(8080)), random: false },
+            };
+            let ok = match t {
+                Target::Dnat { .. } | Target::Snat { .. } | Target::Masquerade { .. } | Target::Redirect { .. } => {
+                    table == TableName::Nat
+                }
+                Target::Drop | Target::Reject(_) => table != TableName::Nat,
+                _ => true,
+            };
+            if ok {
+                return t;
+            }
+        }
+    }
+
+    fn rule(&mut self, table: TableName, later: &[String]) -> Rule {
+        let matches = (0..self.n(4)).map(|_| self.a_match()).collect();
+        Rule { matches, target: self.target(table, later), counters: None, line: 0 }
+    }
+
+    /// A run of dispatchable rules (exact destination, protocol, one port), some with extras.
+    fn dispatch_run(&mut self, table: TableName, later: &[String], out: &mut Vec<Rule>) {
+        for _ in 0..3 + self.n(4) {
+            let proto = [6u8, 17][self.n(2)];
+            let port = Some(Neg::plain(PortRange::single(self.port())));
+            let mut matches = vec![
+                Match::Destination(Neg::plain(Cidr::host(self.ip()))),
+                Match::Protocol(Neg::plain(proto)),
+                if proto == 6 {
+                    Match::Tcp { sport: None, dport: port, flags: None }
+                } else {
+                    Match::Udp { sport: None, dport: port }
+                },
+            ];
+            if self.chance(30) {
+                matches.push(self.a_match());
+            }
+            out.push(Rule { matches, target: self.target(table, later), counters: None, line: 0 });
+        }
+    }
+
+    fn ladder(&mut self, later: &[String], out: &mut Vec<Rule>) {
+        if later.is_empty() {
+            return;
+        }
+        for _ in 0..2 + self.n(3) {
+            let m = Match::Statistic(Neg::plain(Statistic::Random { probability: self.prob() }));
+            out.push(Rule {
+                matches: vec![m],
+                target: Target::Jump(later[self.n(later.len())].clone()),
+                counters: None,
+                line: 0,
+            });
+        }
+    }
+
+    fn rules(&mut self, table: TableName, later: &[String]) -> Vec<Rule> {
+        let mut out = Vec::new();
+        for _ in 0..self.n(5) {
+            match self.n(6) {
+                0 => self.dispatch_run(table, later, &mut out),
+                1 => self.ladder(later, &mut out),
+                _ => out.push(self.rule(table, later)),
+            }
+        }
+        out
+    }
+
+    fn table(&mut self, name: TableName, hooks: &[&str]) -> Table {
+        let users: Vec<String> = (0..self.n(5)).map(|i| format!("U{i}")).collect();
+        let mut chains = Vec::new();
+        for h in hooks {
+            let policy = if name != TableName::Nat && self.chance(15) { Policy::Drop } else { Policy::Accept };
+            let rules = self.rules(name, &users);
+            chains.push(Chain { name: (*h).into(), policy: Some(policy), counters: None, rules, line: 0 });
+        }
+        for (i, u) in users.iter().enumerate() {
+            let rules = self.rules(name, &users[i + 1..]);
+            chains.push(Chain { name: u.clone(), policy: None, counters: None, rules, line: 0 });
+        }
+        Table { name, chains, line: 0 }
+    }
+
+    fn ruleset(&mut self) -> Ruleset {
+        let mut tables = Vec::new();
+        if self.chance(30) {
+            tables.push(self.table(TableName::Raw, &["PREROUTING", "OUTPUT"]));
+        }
+        if self.chance(40) {
+            tables.push(self.table(TableName::Mangle, &["PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"]));
+        }
+        if self.chance(90) {
+            tables.push(self.table(TableName::Nat, &["PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"]));
+        }
+        if self.chance(80) {
+            tables.push(self.table(TableName::Filter, &["INPUT", "FORWARD", "OUTPUT"]));
+        }
+        Ruleset { family: Family::V4, tables }
+    }
+
+    fn packet(&mut self, ifaces: usize) -> Packet4 {
+        #[allow(clippy::cast_possible_truncation)]
+        Packet4 {
+            src: self.addr(),
+            dst: self.addr(),
+            proto: PROTOS[self.n(PROTOS.len())],
+            sport: self.port(),
+            dport: self.port(),
+            tcp_flags: [0x02, 0x02, 0x02, 0x10, 0x12, 0x01][self.n(6)],
+            ttl: [64, 64, 1][self.n(3)],
+            iface: self.n(ifaces) as u8,
+        }
+    }
+}
+
+/// Compares one packet both ways; returns whether the compiled path was used.
+fn check(c: &Compiled, pkt: &Packet4, seed: u64, scratch: &mut Scratch, outcomes: bool, what: &str) -> bool {
+    let fast = c.classify(pkt, seed, scratch);
+    let origin = Origin::Interface(c.interfaces()[usize::from(pkt.iface)].clone());
+    let plain = c.trace(&pkt.to_flow(), &origin, seed).and_then(|r| c.decision_of(&r));
+    match (&fast, &plain) {
+        (Ok(a), Ok(b)) => assert_eq!(a, b, "{what}: packet {pkt:?} seed {seed}"),
+        (Err(_), Err(_)) => {}
+        _ => panic!("{what}: packet {pkt:?} seed {seed}: compiled {fast:?} vs plain {plain:?}"),
+    }
+    // Rulesets with many draws have too many branches to enumerate twice with traces.
+    let draws = c.netfilter().ruleset().tables.iter().flat_map(|t| &t.chains).flat_map(|ch| &ch.rules);
+    let draws = draws.filter(|r| r.matches.iter().any(|m| matches!(m, Match::Statistic(_)))).count();
+    if outcomes && draws <= 8 {
+        let mine = c.outcomes(pkt);
+        let theirs = c.netfilter().outcomes(&pkt.to_flow(), &origin, true).map(|list| {
+            list.into_iter().map(|o| (o.probability, c.decision_of(&o.result).unwrap())).collect::<Vec<_>>()
+        });
+        match (&mine, &theirs) {
+            (Ok(a), Ok(b)) => assert_eq!(a, b, "{what}: outcomes of {pkt:?}"),
+            (Err(_), Err(_)) => {}
+            _ => panic!("{what}: outcomes of {pkt:?}: compiled {mine:?} vs plain {theirs:?}"),
+        }
+    }
+    c.program().is_some()
+}
+
+#[test]
+fn compiled_equals_plain_on_random_rulesets() {
+    let mut r = R(Gen(0x6b75_6265_6e61_7431));
+    let node = synth::kube_proxy_node();
+    let ifaces = node.interfaces().len();
+    let (mut examples, mut compiled, mut refused) = (0usize, 0usize, 0usize);
+    while examples < 12_000 {
+        let rs = r.ruleset();
+        let Ok(c) = Compiled::new(rs, node.clone()) else {
+            refused += 1;
+            continue;
+        };
+        let mut scratch = Scratch::default();
+        for k in 0..2 {
+            let pkt = r.packet(ifaces);
+            let seed = r.0.next_u64();
+            if check(&c, &pkt, seed, &mut scratch, k == 0, "random") {
+                compiled += 1;
+            }
+            examples += 1;
+        }
+    }
+    assert!(compiled > examples / 2, "most examples take the compiled path ({compiled} of {examples})");
+    assert!(refused < examples, "generator mostly builds loadable rulesets ({refused} refused)");
+}
+
+#[test]
+fn compiled_equals_plain_on_kube_proxy_rulesets() {
+    for (services, endpoints) in [(1u32, 1u32), (5, 4), (40, 3)] {
+        let text = synth::kube_proxy_text(services, endpoints);
+        let rs = crate::iptables::parse(&text).unwrap();
+        let c = Compiled::new(rs, synth::kube_proxy_node()).unwrap();
+        assert!(c.fallback_reason().is_none(), "{:?}", c.fallback_reason());
+        let p = c.program().unwrap();
+        assert_eq!(p.maps.len(), usize::from(services >= 3), "KUBE-SERVICES becomes one hash table");
+        let mut scratch = Scratch::default();
+        let eth0 = c.iface_index("eth0").unwrap();
+        for (i, (src, dst, sport, dport)) in synth::packets(services, 300, 7).into_iter().enumerate() {
+            let pkt = Packet4 { src, dst, proto: 6, sport, dport, tcp_flags: 0x02, ttl: 64, iface: eth0 };
+            check(&c, &pkt, packet_seed(3, i as u64), &mut scratch, i % 10 == 0, "kube-proxy");
+        }
+    }
+}
+
+#[test]
+fn service_packets_are_dnated_to_an_endpoint() {
+    let rs = crate::iptables::parse(&synth::kube_proxy_text(100, 4)).unwrap();
+    let c = Compiled::new(rs, synth::kube_proxy_node()).unwrap();
+    let eth0 = c.iface_index("eth0").unwrap();
+    let pkt = Packet4 {
+        src: 0x0a40_0307,
+        dst: synth::service_ip(42),
+        proto: 6,
+        sport: 1234,
+        dport: 80,
+        tcp_flags: 2,
+        ttl: 64,
+        iface: eth0,
+    };
+    let outcomes = c.outcomes(&pkt).unwrap();
+    assert_eq!(outcomes.len(), 4);
+    let mut eps: Vec<u32> = outcomes.iter().map(|(_, d)| d.dst).collect();
+    eps.sort_unstable();
+    assert_eq!(eps, (0..4).map(|j| synth::endpoint_ip(42, j, 4)).collect::<Vec<_>>());
+    assert!(outcomes.iter().all(|(p, d)| (p.to_f64() - 0.25).abs() < 1e-6 && d.dport == 8080 && d.dnat));
+    let miss = Packet4 { dst: 0x0808_0808, ..pkt };
+    let d = c.classify(&miss, 1, &mut Scratch::default()).unwrap();
+    assert!(!d.dnat);
+    let (_, chain, _, _) =
+        c.rule_location(c.classify(&pkt, 1, &mut Scratch::default()).unwrap().rule.unwrap()).unwrap();
+    assert!(chain.starts_with("KUBE-SEP-") || chain == "KUBE-FORWARD", "{chain}");
+}
