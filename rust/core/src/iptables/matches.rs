@@ -62,14 +62,14 @@ pub(crate) enum ModuleBuilder {
         mask: Option<std::net::IpAddr>,
         side: Option<bool>,
     },
-    Conntrack(ConntrackMatch, bool),
+    Conntrack(Box<ConntrackMatch>, bool),
     State(Option<Neg<CtStates>>),
     Icmp {
         v6: bool,
         kind: Option<Neg<IcmpType>>,
     },
     Nfacct(Option<String>),
-    Physdev(PhysdevMatch),
+    Physdev(Box<PhysdevMatch>),
 }
 
 /// tcp, udp or sctp.
@@ -177,12 +177,12 @@ impl ModuleBuilder {
                 mask: None,
                 side: None,
             },
-            "conntrack" => ModuleBuilder::Conntrack(ConntrackMatch::default(), false),
+            "conntrack" => ModuleBuilder::Conntrack(Box::default(), false),
             "state" => ModuleBuilder::State(None),
             "icmp" if family == Family::V4 => ModuleBuilder::Icmp { v6: false, kind: None },
             "icmp6" if family == Family::V6 => ModuleBuilder::Icmp { v6: true, kind: None },
             "nfacct" => ModuleBuilder::Nfacct(None),
-            "physdev" => ModuleBuilder::Physdev(PhysdevMatch::default()),
+            "physdev" => ModuleBuilder::Physdev(Box::default()),
             _ => return None,
         })
     }
@@ -558,7 +558,7 @@ impl ModuleBuilder {
                         "recent: --hitcount must be at most 65535 (the kernel refuses it: Invalid argument)".into()
                     );
                 }
-                Match::Recent(Recent {
+                Match::Recent(Box::new(Recent {
                     command,
                     name: name.unwrap_or_else(|| "DEFAULT".into()),
                     seconds,
@@ -568,7 +568,7 @@ impl ModuleBuilder {
                     mask: mask.unwrap_or_else(|| Cidr::any(info.family).netmask_all_ones()),
                     use_destination: side.unwrap_or(false),
                     negated,
-                })
+                }))
             }
             ModuleBuilder::Conntrack(ct, any) => {
                 if !any {
@@ -591,7 +591,7 @@ impl ModuleBuilder {
             }
             ModuleBuilder::Nfacct(n) => Match::Nfacct(n.ok_or("nfacct: option \"--nfacct-name\" must be specified")?),
             ModuleBuilder::Physdev(p) => {
-                if p == PhysdevMatch::default() {
+                if *p == PhysdevMatch::default() {
                     return Err("PHYSDEV: no physdev option specified".into());
                 }
                 Match::Physdev(p)
