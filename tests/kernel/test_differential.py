@@ -54,17 +54,18 @@ def _tables(text: str) -> dict[str, list[str]]:
     return tables
 
 
-def check(bed: Testbed, text: str, batch: list[Probe]) -> tuple[int, list[str]]:
+def check(bed: Testbed, text: str, batch: list[Probe], family: int = 4) -> tuple[int, list[str]]:
     """Load ``text``, send ``batch``; (number of comparisons, disagreements)."""
     bed.clear_recent()
-    bed.load(text, reset=True)
+    bed.load(text, reset=True, family=family)
     problems = []
-    ours = _tables(kubenat.Ruleset.parse(text).save())
-    kernel = _tables(bed.save())
+    ruleset = kubenat.Ruleset.parse(text, family="ipv6" if family == 6 else "ipv4")
+    ours = _tables(ruleset.save())
+    kernel = _tables(bed.save(family=family))
     for table, lines in ours.items():
         if kernel.get(table) != lines:
             problems.append(f"save() of *{table} differs from iptables-save:\n{kernel.get(table)}\n{lines}")
-    model = Model(text, bed)
+    model = Model(ruleset, bed)
     count = 0
     for path in ("in", "out"):
         chosen = [p for p in batch if p.path == path]

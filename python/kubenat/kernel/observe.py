@@ -141,6 +141,11 @@ def compare(
     if "verdict" in wanted and has and _normal(verdict) != observation.verdict:
         diffs.append(f"verdict: kernel {observation.verdict}, kubenat {_normal(verdict)}")
         return diffs
+    if observation.verdict == "REJECT" and "verdict" in wanted and observation.reject_with is not None:
+        # The kind of error the kernel sent back (ICMP type/code or RST) against --reject-with.
+        has, kind = _get(result, "reject_with")
+        if has and kind is not None and _normal(kind) != observation.reject_with:
+            diffs.append(f"reject-with: kernel {observation.reject_with}, kubenat {_normal(kind)}")
     if observation.verdict != "ACCEPT":
         return diffs
     for name in ("src", "sport", "dst", "dport", "masquerade", "out_interface", "local_delivery", "mark"):

@@ -327,6 +327,11 @@ impl PyResult_ {
     fn verdict(&self) -> &'static str {
         self.inner.verdict.name()
     }
+    /// For REJECT: the `--reject-with` kind (`icmp-port-unreachable`, `tcp-reset`, ...); else None.
+    #[getter]
+    fn reject_with(&self) -> Option<&'static str> {
+        self.inner.verdict.reject_with()
+    }
     /// The packet after NAT (None when evaluated from a Flow, or when not accepted).
     #[getter]
     fn packet(&self, py: Python<'_>) -> Option<Py<PyPacket>> {

@@ -79,6 +79,15 @@ impl Verdict {
             Verdict::Reject(_) => "REJECT",
         }
     }
+
+    /// For REJECT: the `--reject-with` name iptables-save prints (`icmp-port-unreachable`,
+    /// `tcp-reset`, `icmp6-adm-prohibited`, ...); None otherwise.
+    pub fn reject_with(&self) -> Option<&'static str> {
+        match self {
+            Verdict::Reject(with) => Some(crate::iptables::names::reject_name(*with)),
+            _ => None,
+        }
+    }
 }
 
 impl fmt::Display for Verdict {
