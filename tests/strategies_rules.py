@@ -41,7 +41,7 @@ class Ctx:
 
 
 def _addr(v6: bool) -> st.SearchStrategy[str]:
-    """A host or a network (host bits cleared: conntrack would print them back otherwise)."""
+    """A host or a network, host bits cleared."""
     if v6:
         pair = st.tuples(st.integers(0, 0xFFFF), st.integers(0, 0xFFFF))
         raw = pair.map(lambda t: f"fd00:{t[0]:x}::{t[1]:x}")
@@ -125,7 +125,9 @@ def _matches(draw: st.DrawFn, ctx: Ctx) -> tuple[list[str], str | None]:
             )
         if draw(st.booleans()):
             opts.append(f"{_bang(draw)}--sport {_port_range(draw)}")
-        if choice == "tcp" and draw(st.integers(0, 3)) == 0:
+        if choice == "tcp" and draw(st.integers(0, 5)) == 0:
+            opts.append(f"{_bang(draw)}--syn")
+        elif choice == "tcp" and draw(st.integers(0, 3)) == 0:
             flags = ["FIN", "SYN", "RST", "PSH", "ACK", "URG"]
             mask = draw(st.lists(st.sampled_from(flags), min_size=1, unique=True))
             comp = draw(st.lists(st.sampled_from(mask), unique=True))
@@ -167,9 +169,30 @@ def _matches(draw: st.DrawFn, ctx: Ctx) -> tuple[list[str], str | None]:
 def _module(draw: st.DrawFn, ctx: Ctx) -> str:
     kind = draw(
         st.sampled_from(
-            ["comment", "mark", "connmark", "addrtype", "statistic", "recent", "conntrack", "state", "nfacct"]
+            [
+                "comment",
+                "mark",
+                "connmark",
+                "addrtype",
+                "statistic",
+                "recent",
+                "conntrack",
+                "state",
+                "nfacct",
+                "physdev",
+            ]
         )
     )
+    if kind == "physdev":
+        words = []
+        if draw(st.booleans()):
+            words.append(f"{_bang(draw)}--physdev-in {draw(st.sampled_from(['veth+', 'eth0']))}")
+        if draw(st.booleans()):
+            words.append(f"{_bang(draw)}--physdev-is-bridged")
+        if draw(st.booleans()) or not words:
+            words.append(f"{_bang(draw)}--physdev-is-in")
+        draw(st.randoms()).shuffle(words)
+        return "-m physdev " + " ".join(words)
     if kind == "comment":
         return _comment(draw)
     if kind in ("mark", "connmark"):
@@ -183,6 +206,10 @@ def _module(draw: st.DrawFn, ctx: Ctx) -> str:
             if draw(st.booleans()) or not words:
                 chosen = draw(st.lists(st.sampled_from(types), min_size=1, max_size=3, unique=True))
                 words.append(f"{_bang(draw)}{flag} {','.join(chosen)}")
+        if ctx.hooks and ctx.hooks <= {"PREROUTING", "INPUT", "FORWARD"} and draw(st.integers(0, 3)) == 0:
+            words.append("--limit-iface-in")
+        elif ctx.hooks and ctx.hooks <= {"FORWARD", "OUTPUT", "POSTROUTING"} and draw(st.integers(0, 3)) == 0:
+            words.append("--limit-iface-out")
         return "-m addrtype " + " ".join(words)
     if kind == "statistic":
         if draw(st.booleans()):
@@ -223,6 +250,14 @@ def _module(draw: st.DrawFn, ctx: Ctx) -> str:
             words.append(f"{_bang(draw)}--ctstatus {','.join(chosen)}")
         if draw(st.booleans()):
             words.append(f"--ctdir {draw(st.sampled_from(['ORIGINAL', 'REPLY']))}")
+        for flag in ("--ctorigsrc", "--ctreplsrc", "--ctrepldst"):
+            if draw(st.integers(0, 3)) == 0:
+                # Host bits are kept by conntrack (and printed back), so write some.
+                host = draw(_plain_addr(ctx.v6))
+                words.append(f"{_bang(draw)}{flag} {host}/{draw(st.integers(0, 128 if ctx.v6 else 32))}")
+        for flag in ("--ctorigsrcport", "--ctreplsrcport", "--ctrepldstport"):
+            if draw(st.integers(0, 3)) == 0:
+                words.append(f"{_bang(draw)}{flag} {_port_range(draw)}")
         draw(st.randoms()).shuffle(words)
         return "-m conntrack " + " ".join(words)
     if kind == "state":
@@ -282,7 +317,9 @@ def _target(draw: st.DrawFn, ctx: Ctx, proto: str | None, later: list[str]) -> s
             words.append(
                 f"--log-level {draw(st.sampled_from(['0', '3', '4', '7', 'info', 'debug', 'warning']))}"
             )
-        for flag in ("--log-tcp-sequence", "--log-tcp-options", "--log-ip-options", "--log-uid"):
+        flags = ["--log-tcp-sequence", "--log-tcp-options", "--log-ip-options", "--log-uid"]
+        flags.append("--log-macdecode")
+        for flag in flags:
             if draw(st.integers(0, 3)) == 0:
                 words.append(flag)
         return " ".join(words)
@@ -295,6 +332,8 @@ def _target(draw: st.DrawFn, ctx: Ctx, proto: str | None, later: list[str]) -> s
             words.append(f"--nflog-prefix {prefix}")
         if draw(st.booleans()):
             words.append(f"--nflog-threshold {draw(st.integers(1, 100))}")
+        if draw(st.booleans()):
+            words.append(f"--nflog-size {draw(st.integers(0, 65535))}")
         return " ".join(words)
     if kind == "reject":
         if ctx.v6:
@@ -314,7 +353,7 @@ def _target(draw: st.DrawFn, ctx: Ctx, proto: str | None, later: list[str]) -> s
             else "-j REJECT"
         )
     if kind == "notrack":
-        return draw(st.sampled_from(["-j NOTRACK", "-j CT --notrack", "-j CT --zone 5"]))
+        return draw(st.sampled_from(["-j NOTRACK", "-j CT --notrack", "-j CT --zone 5", "-j CT --zone 0"]))
     if kind in ("dnat", "snat"):
         a = draw(_plain_addr(ctx.v6))
         text = a
@@ -379,7 +418,15 @@ def restore_text(draw: st.DrawFn, v6: bool | None = None) -> str:
                 words = target.split()
                 if len(words) >= 2 and words[0] in ("-j", "-g") and words[1] in reach:
                     reach[words[1]] |= set(hooks)
-                lines.append(" ".join([f"-A {chain}", *parts, target]).strip())
+                command = f"-A {chain}"
+                if draw(st.integers(0, 9)) == 0:
+                    command = f"[{draw(st.integers(0, 10**6))}:{draw(st.integers(0, 10**9))}] {command}"
+                elif draw(st.integers(0, 9)) == 0:
+                    command = f"{command} -c {draw(st.integers(0, 10**6))} {draw(st.integers(0, 10**9))}"
+                lines.append(" ".join([command, *parts, target]).strip())
         out.extend(lines)
+        if draw(st.integers(0, 4)) == 0:
+            # A chain declared and deleted again, as kube-proxy does with stale chains.
+            out += [f":KN-STALE-{table.upper()} - [0:0]", f"-X KN-STALE-{table.upper()}"]
         out.append("COMMIT")
     return "\n".join(out) + "\n"

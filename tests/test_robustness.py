@@ -293,3 +293,155 @@ def test_mutated_manifests_as_yaml_and_json_text(obj: Any) -> None:
         return
     only_kubenat_errors(k8s.load_text, as_json)
     only_kubenat_errors(k8s.load_text, yaml.safe_dump(obj))
+
+
+# --- iptables-save text -----------------------------------------------------------------------
+
+DUMPS = [c.expected for c in CASES if c.expected]
+RULE_WORDS = st.sampled_from(
+    [
+        "-A",
+        "-I",
+        "-N",
+        "-X",
+        "-F",
+        "-P",
+        "-j",
+        "-g",
+        "-p",
+        "tcp",
+        "udp",
+        "-m",
+        "--dport",
+        "--sport",
+        "!",
+        "-s",
+        "-d",
+        "KUBE-SERVICES",
+        "KUBE-MARK-MASQ",
+        "DNAT",
+        "--to-destination",
+        "10.0.0.1:80",
+        "statistic",
+        "--mode",
+        "random",
+        "--probability",
+        "0.5",
+        "comment",
+        "--comment",
+        '"a b"',
+        '"',
+        "ACCEPT",
+        "DROP",
+        "RETURN",
+        "*nat",
+        "*filter",
+        ":X",
+        "-",
+        "[0:0]",
+        "COMMIT",
+        "\n",
+        "1-2",
+        "65535",
+        "0x4000/0x4000",
+        "MARK",
+        "--set-xmark",
+        "multiport",
+        "--dports",
+        "80,443",
+        "conntrack",
+        "--ctstate",
+        "NEW",
+        "recent",
+        "--name",
+        "--rcheck",
+        "--seconds",
+        "10",
+    ]
+)
+
+
+@given(text=st.text(max_size=400))
+def test_random_text_to_the_parser(text: str) -> None:
+    only_kubenat_errors(kubenat.Ruleset.parse, text)
+    only_kubenat_errors(kubenat.Ruleset.parse, "*filter\n" + text + "\nCOMMIT\n")
+
+
+@given(
+    words=st.lists(st.lists(RULE_WORDS, max_size=12), max_size=8), table=st.sampled_from(["nat", "filter"])
+)
+def test_rule_shaped_junk_to_the_parser(words: list[list[str]], table: str) -> None:
+    text = f"*{table}\n:X - [0:0]\n" + "\n".join(" ".join(w) for w in words) + "\nCOMMIT\n"
+    ruleset = only_kubenat_errors(kubenat.Ruleset.parse, text)
+    if isinstance(ruleset, kubenat.Ruleset):
+        assert kubenat.Ruleset.parse(ruleset.save(counters=True)) == ruleset
+
+
+@given(text=mutated_bytes([d.encode() for d in DUMPS]))
+def test_mutated_dumps_to_the_parser_and_evaluator(text: bytes) -> None:
+    ruleset = only_kubenat_errors(kubenat.Ruleset.parse, text.decode(errors="replace"))
+    if not isinstance(ruleset, kubenat.Ruleset):
+        return
+    nf = only_kubenat_errors(kubenat.Netfilter, ruleset, local_addresses=["192.168.0.2"], stateless=True)
+    if isinstance(nf, kubenat.Netfilter):
+        for p in SAMPLE_PACKETS[:4]:
+            only_kubenat_errors(nf.process, p, seed=1)
+            only_kubenat_errors(nf.evaluate, Packet.from_bytes(p), seed=1)
+
+
+# --- evaluation and decapsulation of hostile bytes --------------------------------------------
+
+NODE = kubenat.Netfilter(
+    kubenat.Ruleset.parse(DUMPS[0]), local_addresses=["192.168.0.2"], interfaces={"eth0": ["192.168.0.2/24"]}
+)
+
+
+@given(
+    data=st.one_of(st.binary(max_size=120), mutated_bytes(SAMPLE_PACKETS)),
+    origin=st.sampled_from(["auto", "local", "eth0", "lo", "nope"]),
+    seed=st.integers(0, 2**64 - 1),
+)
+def test_hostile_packets_through_netfilter(data: bytes, origin: str, seed: int) -> None:
+    for link in ("auto", "ip", "ethernet"):
+        only_kubenat_errors(NODE.process, data, link=link, from_=origin, seed=seed)
+    p = only_kubenat_errors(Packet.from_bytes, data, link="ip")
+    if isinstance(p, Packet):
+        only_kubenat_errors(NODE.evaluate, p, from_=origin, seed=seed)
+        only_kubenat_errors(NODE.outcomes, p, from_=origin)
+
+
+ENCAPS = [
+    kubenat._core.Encapsulator(
+        "vxlan", public_ip="192.168.0.2", underlay_mac="02:00:00:00:00:01", vtep_mac="02:00:00:00:00:02"
+    ),
+    kubenat._core.Encapsulator("udp", public_ip="192.168.0.2", tun_addr="10.244.1.0"),
+    kubenat._core.Encapsulator("host-gw", public_ip="192.168.0.2"),
+]
+FRAMES = [
+    ENCAPS[0]
+    .__class__(
+        "vxlan",
+        public_ip="192.168.0.3",
+        underlay_mac="02:00:00:00:00:03",
+        vtep_mac="02:00:00:00:00:03",
+        leases=[("0.0.0.0/0", "192.168.0.2", "02:00:00:00:00:02", "02:00:00:00:00:01")],
+    )
+    .encap(SAMPLE_PACKETS[0]),
+    *SAMPLE_PACKETS,
+]
+
+
+@given(
+    data=st.one_of(st.binary(max_size=200), mutated_bytes(FRAMES)),
+    link=st.sampled_from(["ethernet", "ip"]),
+    which=st.integers(0, len(ENCAPS) - 1),
+)
+def test_hostile_frames_to_decap(data: bytes, link: str, which: int) -> None:
+    enc = ENCAPS[which]
+    only_kubenat_errors(enc.decap, data, link=link)
+    only_kubenat_errors(enc.encap, data, link=link)
+    only_kubenat_errors(enc.net_unreachable, data)
+    for r in enc.decap_batch([data, data[:10]], link=link):
+        assert isinstance(r, (bytes, KubenatError))
+    only_kubenat_errors(kubenat._core.flannel_decrement_ttl, data)
+    only_kubenat_errors(kubenat._core.flannel_net_unreachable, data, "10.244.1.0")

@@ -191,27 +191,29 @@ impl PyEncapsulator {
         decrement_ttl: bool,
         hash_seed: u32,
     ) -> PyResult<Self> {
-        let (inner, backend) = build(
-            backend,
-            public_ip,
-            public_ipv6,
-            underlay_mac,
-            vtep_mac,
-            vtep_mac_v6,
-            leases,
-            gateway_mac,
-            vni,
-            port,
-            udp_checksum,
-            gbp,
-            port_range,
-            mtu,
-            tun_addr,
-            ttl,
-            decrement_ttl,
-            hash_seed,
-        )
-        .py()?;
+        let (inner, backend) = guard(AssertUnwindSafe(|| {
+            build(
+                backend,
+                public_ip,
+                public_ipv6,
+                underlay_mac,
+                vtep_mac,
+                vtep_mac_v6,
+                leases,
+                gateway_mac,
+                vni,
+                port,
+                udp_checksum,
+                gbp,
+                port_range,
+                mtu,
+                tun_addr,
+                ttl,
+                decrement_ttl,
+                hash_seed,
+            )
+            .py()
+        }))?;
         Ok(PyEncapsulator { inner, backend })
     }
 
@@ -269,8 +271,9 @@ impl PyEncapsulator {
     }
 
     /// The ICMP net-unreachable flannel's UDP proxy writes back for `packet`, or None.
-    fn net_unreachable<'py>(&self, py: Python<'py>, packet: PyBackedBytes) -> Option<Bound<'py, PyBytes>> {
-        self.inner.net_unreachable(&packet).map(|b| PyBytes::new(py, &b))
+    fn net_unreachable<'py>(&self, py: Python<'py>, packet: PyBackedBytes) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        let reply = guard(AssertUnwindSafe(|| Ok(self.inner.net_unreachable(&packet))))?;
+        Ok(reply.map(|b| PyBytes::new(py, &b)))
     }
 
     fn __repr__(&self) -> String {
@@ -289,7 +292,8 @@ fn flannel_net_unreachable<'py>(
         IpAddr::V4(a) => a,
         IpAddr::V6(_) => return Err(Error::invalid("tun_addr", "must be an IPv4 address")).py(),
     };
-    Ok(udp::net_unreachable(&offender, addr).map(|b| PyBytes::new(py, &b)))
+    let reply = guard(AssertUnwindSafe(|| Ok(udp::net_unreachable(&offender, addr))))?;
+    Ok(reply.map(|b| PyBytes::new(py, &b)))
 }
 
 /// flannel's UDP-proxy TTL decrement with its checksum patch; returns the new packet, or None
@@ -301,7 +305,8 @@ fn flannel_decrement_ttl<'py>(py: Python<'py>, packet: PyBackedBytes) -> PyResul
             .py();
     }
     let mut p = packet.to_vec();
-    Ok(udp::decrement_ttl(&mut p).then(|| PyBytes::new(py, &p)))
+    let alive = guard(AssertUnwindSafe(|| Ok(udp::decrement_ttl(&mut p))))?;
+    Ok(alive.then(|| PyBytes::new(py, &p)))
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -94,7 +94,7 @@ impl PyFlow {
         let s = parse_addr("src", src)?;
         let d = parse_addr("dst", dst)?;
         let p = parse_proto(proto, s.is_ipv6())?;
-        let mut f = CoreFlow::new(s, d, p, sport, dport).py()?;
+        let mut f = guard(|| CoreFlow::new(s, d, p, sport, dport).py())?;
         if let Some(flags) = tcp_flags {
             f.tcp_flags = flags;
         }

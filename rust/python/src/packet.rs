@@ -6,6 +6,7 @@
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
+use std::panic::AssertUnwindSafe;
 
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
@@ -127,7 +128,7 @@ impl PyPacket {
             .seq_ack(seq, ack)
             .window(window)
             .tcp_options(tcp_options.to_vec());
-        finish(b, &IpOpts { ttl, tos, ident, dont_fragment, ip_options, payload })
+        guard(AssertUnwindSafe(|| finish(b, &IpOpts { ttl, tos, ident, dont_fragment, ip_options, payload })))
     }
 
     /// A UDP datagram; `checksum=False` leaves the UDP checksum 0 (IPv4 only).
@@ -154,7 +155,7 @@ impl PyPacket {
             return Err(Error::invalid("checksum", "the UDP checksum is mandatory over IPv6")).py();
         }
         let b = build::udp(s, d, sport, dport).udp_checksum(checksum);
-        finish(b, &IpOpts { ttl, tos, ident, dont_fragment, ip_options, payload })
+        guard(AssertUnwindSafe(|| finish(b, &IpOpts { ttl, tos, ident, dont_fragment, ip_options, payload })))
     }
 
     /// An SCTP packet; `payload` is the chunk bytes.
@@ -178,7 +179,7 @@ impl PyPacket {
     ) -> PyResult<PyPacket> {
         let (s, d) = addrs(src, dst)?;
         let b = build::sctp(s, d, sport, dport).verification_tag(verification_tag);
-        finish(b, &IpOpts { ttl, tos, ident, dont_fragment, ip_options, payload })
+        guard(AssertUnwindSafe(|| finish(b, &IpOpts { ttl, tos, ident, dont_fragment, ip_options, payload })))
     }
 
     /// An ICMP message (ICMPv6 for IPv6 addresses). `type` defaults to echo request (8, or
@@ -205,7 +206,7 @@ impl PyPacket {
         let (s, d) = addrs(src, dst)?;
         let t = r#type.unwrap_or(if s.is_ipv6() { 128 } else { 8 });
         let b = build::icmp(s, d, t, code, (u32::from(id) << 16) | u32::from(seq));
-        finish(b, &IpOpts { ttl, tos, ident, dont_fragment, ip_options, payload })
+        guard(AssertUnwindSafe(|| finish(b, &IpOpts { ttl, tos, ident, dont_fragment, ip_options, payload })))
     }
 
     /// Dissects bytes: `link="auto"` (IP when the first nibble is 4 or 6, else Ethernet), `"ip"`
@@ -241,7 +242,7 @@ impl PyPacket {
     #[staticmethod]
     fn _unpickle(data: &[u8], link: &str) -> PyResult<PyPacket> {
         let l = parse_link(link)?.unwrap_or(Link::Ip);
-        Ok(PyPacket { inner: IpPacket::parse(data.to_vec(), l).py()? })
+        guard(|| Ok(PyPacket { inner: IpPacket::parse(data.to_vec(), l).py()? }))
     }
 
     /// The packet's bytes (link header included when it has one).
@@ -422,7 +423,7 @@ impl PyPacket {
     #[getter]
     #[allow(clippy::type_complexity)]
     fn quoted(&self) -> PyResult<Option<(String, String, u8, Option<u16>, Option<u16>)>> {
-        let Some(q) = self.inner.quoted().py()? else { return Ok(None) };
+        let Some(q) = guard(|| self.inner.quoted().py())? else { return Ok(None) };
         let b = self.inner.bytes();
         let sport = q.sport(b).or_else(|| q.icmp_ident(b));
         Ok(Some((q.src.to_string(), q.dst.to_string(), q.protocol, sport, q.dport(b))))
@@ -479,7 +480,7 @@ impl PyPacket {
         let mut p = self.inner.clone();
         let (buf, layout) = p.bytes_mut();
         let layout = *layout;
-        nat::rewrite_nat(buf, &layout, &rw).py()?;
+        guard(AssertUnwindSafe(|| nat::rewrite_nat(buf, &layout, &rw).py()))?;
         Ok(PyPacket { inner: p })
     }
 
@@ -501,7 +502,7 @@ impl PyPacket {
         if vlan.is_some_and(|v| v > 0x0fff) {
             return Err(Error::invalid("vlan", "a VLAN ID is at most 4095")).py();
         }
-        Ok(PyPacket { inner: self.inner.with_ethernet(s, d, vlan) })
+        guard(|| Ok(PyPacket { inner: self.inner.with_ethernet(s, d, vlan) }))
     }
 
     /// The bare IP packet (Ethernet header and padding dropped).

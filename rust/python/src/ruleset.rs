@@ -90,15 +90,15 @@ impl Ruleset {
 
     /// iptables-save text, as the kernel's `iptables-save` prints it (without its header comments).
     #[pyo3(signature = (counters = false))]
-    fn save(&self, counters: bool) -> String {
-        self.inner.save(counters)
+    fn save(&self, counters: bool) -> PyResult<String> {
+        guard(|| Ok(self.inner.save(counters)))
     }
 
     /// What `iptables -t TABLE -L` prints (`-n` with `numeric`), without counters.
     #[pyo3(signature = (table = "nat", numeric = false))]
     fn listing(&self, table: &str, numeric: bool) -> PyResult<String> {
         let name = parse_table_arg(table).py()?;
-        Ok(self.inner.listing(name, numeric))
+        guard(|| Ok(self.inner.listing(name, numeric)))
     }
 
     /// `"ipv4"` or `"ipv6"`.
@@ -132,18 +132,20 @@ impl Ruleset {
     fn rules(&self, table: &str, chain: &str) -> PyResult<Vec<Rule>> {
         let t = self.table(table).py()?;
         let c = t.chain(chain).ok_or_else(|| Error::invalid("chain", format!("no chain {chain:?} in {table}"))).py()?;
-        Ok(c.rules
-            .iter()
-            .enumerate()
-            .map(|(i, r)| Rule {
-                table: table.to_string(),
-                chain: chain.to_string(),
-                index: i + 1,
-                line: r.line,
-                text: iptables::render::rule_text(c, r),
-                counters: r.counters.map(|k| (k.packets, k.bytes)),
-            })
-            .collect())
+        guard(std::panic::AssertUnwindSafe(|| {
+            Ok(c.rules
+                .iter()
+                .enumerate()
+                .map(|(i, r)| Rule {
+                    table: table.to_string(),
+                    chain: chain.to_string(),
+                    index: i + 1,
+                    line: r.line,
+                    text: iptables::render::rule_text(c, r),
+                    counters: r.counters.map(|k| (k.packets, k.bytes)),
+                })
+                .collect())
+        }))
     }
 
     fn __eq__(&self, other: &Bound<'_, PyAny>) -> bool {

@@ -315,6 +315,10 @@ pub struct ConntrackMatch {
     pub status: Option<Neg<u8>>,
     /// `--ctdir ORIGINAL` (false) / `REPLY` (true).
     pub direction_reply: Option<bool>,
+    /// The addresses of `--ctorigsrc`, `--ctorigdst`, `--ctreplsrc`, `--ctrepldst` as written,
+    /// only where they had host bits set: the kernel keeps and prints them (`10.1.2.3/8`), while
+    /// matching uses the prefix alone. `None` everywhere for matches built in code.
+    pub written_addrs: [Option<IpAddr>; 4],
 }
 
 /// `physdev` (bridge port) match, as CNI bridge rules use it.

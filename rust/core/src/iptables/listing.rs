@@ -473,13 +473,13 @@ fn list_target(out: &mut String, t: &Target, numeric: bool) {
 
 /// An address as `iptables -L` prints it in conntrack options: `anywhere` for the zero address,
 /// a host or network name when one is known, and the prefix unless it is a single host.
-pub(crate) fn conntrack_addr_name(c: &Cidr) -> String {
-    if c.addr().is_unspecified() {
+pub(crate) fn conntrack_addr_name(c: &Cidr, written: Option<std::net::IpAddr>) -> String {
+    let addr = written.unwrap_or_else(|| c.addr());
+    if addr.is_unspecified() {
         return "anywhere".into();
     }
-    let name = names::host_name(&c.addr())
-        .or_else(|| names::network_name(&c.addr()))
-        .map_or_else(|| c.addr().to_string(), str::to_string);
+    let name =
+        names::host_name(&addr).or_else(|| names::network_name(&addr)).map_or_else(|| addr.to_string(), str::to_string);
     if c.is_host() {
         name
     } else {

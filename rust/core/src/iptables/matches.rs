@@ -616,10 +616,14 @@ fn apply_conntrack(
     family: Family,
     value: NextValue<'_>,
 ) -> Result<(), String> {
-    let addr = |slot: &mut Option<Neg<Cidr>>, v: String| -> Result<(), String> {
+    let addr = |slot: &mut Option<Neg<Cidr>>, written: &mut Option<std::net::IpAddr>, v: String| {
         once(slot, option)?;
-        *slot = Some(Neg { value: parse_cidr(&v, family)?, negated });
-        Ok(())
+        let cidr = parse_cidr(&v, family)?;
+        // Keep the address as written when it has host bits: the kernel prints it back so.
+        let as_written = super::values::parse_addr(v.split('/').next().unwrap_or(""), family)?;
+        *written = (as_written != cidr.addr()).then_some(as_written);
+        *slot = Some(Neg { value: cidr, negated });
+        Ok::<(), String>(())
     };
     let port = |slot: &mut Option<Neg<PortRange>>, v: String| -> Result<(), String> {
         once(slot, option)?;
@@ -641,10 +645,10 @@ fn apply_conntrack(
             }
             ct.proto = Some(Neg { value: p, negated });
         }
-        "--ctorigsrc" => addr(&mut ct.orig_src, value()?)?,
-        "--ctorigdst" => addr(&mut ct.orig_dst, value()?)?,
-        "--ctreplsrc" => addr(&mut ct.repl_src, value()?)?,
-        "--ctrepldst" => addr(&mut ct.repl_dst, value()?)?,
+        "--ctorigsrc" => addr(&mut ct.orig_src, &mut ct.written_addrs[0], value()?)?,
+        "--ctorigdst" => addr(&mut ct.orig_dst, &mut ct.written_addrs[1], value()?)?,
+        "--ctreplsrc" => addr(&mut ct.repl_src, &mut ct.written_addrs[2], value()?)?,
+        "--ctrepldst" => addr(&mut ct.repl_dst, &mut ct.written_addrs[3], value()?)?,
         "--ctorigsrcport" => port(&mut ct.orig_src_port, value()?)?,
         "--ctorigdstport" => port(&mut ct.orig_dst_port, value()?)?,
         "--ctreplsrcport" => port(&mut ct.repl_src_port, value()?)?,

@@ -371,3 +371,15 @@ fn long_strings_are_cut_like_the_kernel() {
     let out = saved("filter", &format!("-A X -j LOG --log-prefix {}", "p".repeat(40)));
     assert_eq!(out, format!("-A X -j LOG --log-prefix {}", "p".repeat(29)));
 }
+
+#[test]
+fn conntrack_addresses_keep_host_bits_as_the_kernel_prints_them() {
+    assert_eq!(
+        saved("filter", "-A X -m conntrack --ctorigdst 10.1.2.3/8 ! --ctorigsrc 0.0.0.0/0 -j ACCEPT"),
+        "-A X -m conntrack ! --ctorigsrc 0.0.0.0/0 --ctorigdst 10.1.2.3/8 -j ACCEPT"
+    );
+    assert_eq!(
+        saved("filter", "-A X -m conntrack --ctrepldst 10.0.0.0/8 -j ACCEPT"),
+        "-A X -m conntrack --ctrepldst 10.0.0.0/8 -j ACCEPT"
+    );
+}

@@ -105,6 +105,15 @@ pub(crate) fn addr_short(c: &Cidr) -> String {
     }
 }
 
+/// [`addr_short`] with the address as written (host bits kept) when there is one.
+pub(crate) fn written_addr_short(c: &Cidr, written: Option<std::net::IpAddr>) -> String {
+    match written {
+        Some(addr) if c.is_host() => addr.to_string(),
+        Some(addr) => format!("{addr}/{}", c.prefix()),
+        None => addr_short(c),
+    }
+}
+
 /// `FIN,SYN,...`, `NONE` for no flag (`print_tcpf`).
 pub(crate) fn tcp_flag_names(flags: u8) -> String {
     let words: Vec<&str> = names::TCP_FLAGS[..6].iter().filter(|(_, b)| flags & b != 0).map(|(n, _)| *n).collect();
@@ -330,15 +339,23 @@ pub(crate) fn save_conntrack(out: &mut String, ct: &ConntrackMatch, prefix: &str
         bang(out, p.negated);
         let _ = write!(out, " {prefix}ctproto {}", p.value);
     }
-    for (name, slot) in [
+    for (i, (name, slot)) in [
         ("ctorigsrc", &ct.orig_src),
         ("ctorigdst", &ct.orig_dst),
         ("ctreplsrc", &ct.repl_src),
         ("ctrepldst", &ct.repl_dst),
-    ] {
+    ]
+    .into_iter()
+    .enumerate()
+    {
         if let Some(a) = slot {
             bang(out, a.negated);
-            let text = if resolve { super::listing::conntrack_addr_name(&a.value) } else { addr_short(&a.value) };
+            let written = ct.written_addrs[i];
+            let text = if resolve {
+                super::listing::conntrack_addr_name(&a.value, written)
+            } else {
+                written_addr_short(&a.value, written)
+            };
             let _ = write!(out, " {prefix}{name} {text}");
         }
     }
