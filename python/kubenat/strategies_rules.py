@@ -33,7 +33,7 @@ MATCH_KINDS = frozenset(
 """The ``Match`` variants (of kubenat's rule model) these rulesets use."""
 
 TARGET_KINDS = frozenset(
-    "Accept Drop Return Reject Jump Goto Dnat Snat Masquerade Redirect Mark Connmark Log Nflog Notrack "
+    "None Accept Drop Return Reject Jump Goto Dnat Snat Masquerade Redirect Mark Connmark Log Nflog Notrack "
     "Ct".split()
 )
 """The ``Target`` variants these rulesets use."""
@@ -142,7 +142,7 @@ def _target(
     draw: st.DrawFn, space: _Space, table: str, hook: str, proto: str | None, chains: list[str], user: bool
 ) -> str:
     ported = proto in ("tcp", "udp", "sctp")
-    options = ["MARK", "CONNMARK", "LOG", "NFLOG"]
+    options = ["MARK", "CONNMARK", "LOG", "NFLOG", "NONE"]
     if table == "raw":
         options.append("NOTRACK")
     if user:
@@ -164,7 +164,13 @@ def _target(
     if kind == "MARK":
         how = draw(
             st.sampled_from(
-                ["--set-xmark 0x4000/0x4000", "--set-mark 0x1", "--or-mark 0x2", "--xor-mark 0x1", "--and-mark 0x2"]
+                [
+                    "--set-xmark 0x4000/0x4000",
+                    "--set-mark 0x1",
+                    "--or-mark 0x2",
+                    "--xor-mark 0x1",
+                    "--and-mark 0x2",
+                ]
             )
         )
         return f"-j MARK {how}"
@@ -191,19 +197,31 @@ def _target(
         return f"-j REDIRECT --to-ports {draw(st.sampled_from(['8080', '15001', '8000-8002']))}{flag}"
     if kind == "SNAT":
         addr = draw(st.sampled_from(space.snat_sources))
-        port = f":{draw(st.sampled_from(['2000-2010', '40000-40100']))}" if ported and draw(st.booleans()) else ""
+        port = (
+            f":{draw(st.sampled_from(['2000-2010', '40000-40100']))}"
+            if ported and draw(st.booleans())
+            else ""
+        )
         flags = draw(st.sampled_from(["", "", "", " --persistent", " --random", " --random-fully"]))
         return f"-j SNAT --to-source {_endpoint(space, addr, port)}{flags}"
     if kind == "MASQUERADE":
-        ports = f" --to-ports {draw(st.sampled_from(['2000-2010', '40000']))}" if ported and draw(st.booleans()) else ""
+        ports = (
+            f" --to-ports {draw(st.sampled_from(['2000-2010', '40000']))}"
+            if ported and draw(st.booleans())
+            else ""
+        )
         return "-j MASQUERADE" + ports + draw(st.sampled_from(["", "", " --random", " --random-fully"]))
     if kind == "CONNMARK":
-        how = draw(st.sampled_from(["--set-xmark 0x1/0x1", "--save-mark", "--restore-mark", "--set-mark 0x2"]))
+        how = draw(
+            st.sampled_from(["--set-xmark 0x1/0x1", "--save-mark", "--restore-mark", "--set-mark 0x2"])
+        )
         return f"-j CONNMARK {how}"
     if kind == "LOG":
         return '-j LOG --log-prefix "kn "'
     if kind == "NFLOG":
         return "-j NFLOG --nflog-group 5"
+    if kind == "NONE":
+        return ""  # a rule without a target: it only counts
     if kind == "NOTRACK":
         return draw(st.sampled_from(["-j CT --notrack", "-j NOTRACK"]))
     return f"-j {kind}"
@@ -211,10 +229,27 @@ def _target(
 
 _PROTOCOLS = {
     # (how the rule says it, which l4 matches may follow)
-    4: [(None, None), ("tcp", "tcp"), ("udp", "udp"), ("icmp", "icmp"), ("sctp", "sctp")]
-    + [("6", "tcp"), ("17", "udp"), ("1", "icmp"), ("! tcp", None), ("! udp", None)],
-    6: [(None, None), ("tcp", "tcp"), ("udp", "udp"), ("ipv6-icmp", "icmp"), ("sctp", "sctp")]
-    + [("6", "tcp"), ("! tcp", None)],
+    4: [
+        (None, None),
+        ("tcp", "tcp"),
+        ("udp", "udp"),
+        ("icmp", "icmp"),
+        ("sctp", "sctp"),
+        ("6", "tcp"),
+        ("17", "udp"),
+        ("1", "icmp"),
+        ("! tcp", None),
+        ("! udp", None),
+    ],
+    6: [
+        (None, None),
+        ("tcp", "tcp"),
+        ("udp", "udp"),
+        ("ipv6-icmp", "icmp"),
+        ("sctp", "sctp"),
+        ("6", "tcp"),
+        ("! tcp", None),
+    ],
 }
 
 
@@ -225,11 +260,13 @@ def _rule(draw: st.DrawFn, space: _Space, table: str, hook: str, chains: list[st
     if spelled is not None:
         parts.append(f"! -p {spelled[2:]}" if spelled.startswith("! ") else f"-p {spelled}")
     kinds = draw(
-        st.lists(st.sampled_from(_kinds(space, hook, proto)), max_size=3, unique_by=lambda k: _GROUPS.get(k, k))
+        st.lists(
+            st.sampled_from(_kinds(space, hook, proto)), max_size=3, unique_by=lambda k: _GROUPS.get(k, k)
+        )
     )
     parts += [draw(_match(space, kind, proto)) for kind in kinds]
     parts.append(draw(_target(space, table, hook, proto, chains, user)))
-    return " ".join(parts)
+    return " ".join(part for part in parts if part)
 
 
 @st.composite
@@ -269,7 +306,9 @@ def rulesets(
         lines = [f"*{table}"]
         policies = {hook: "ACCEPT" for hook in HOOKS[table]}
         if table == "filter":
-            policies.update({hook: draw(st.sampled_from(["ACCEPT", "ACCEPT", "DROP"])) for hook in HOOKS[table]})
+            policies.update(
+                {hook: draw(st.sampled_from(["ACCEPT", "ACCEPT", "DROP"])) for hook in HOOKS[table]}
+            )
         lines += [f":{hook} {policy} [0:0]" for hook, policy in policies.items()]
         rules: list[str] = []
         for hook in HOOKS[table]:
@@ -283,7 +322,8 @@ def rulesets(
                     for _ in range(draw(st.integers(0, 3)))
                 ]
             rules += [
-                f"-A {hook} {draw(_rule(space, table, hook, names, False))}" for _ in range(draw(st.integers(0, 4)))
+                f"-A {hook} {draw(_rule(space, table, hook, names, False))}"
+                for _ in range(draw(st.integers(0, 4)))
             ]
         sections.append("\n".join([*lines, *rules, "COMMIT"]))
     return "\n".join(sections) + "\n"
