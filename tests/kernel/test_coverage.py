@@ -52,7 +52,8 @@ SPELLINGS = {
     "Drop": r"-j DROP\b",
     "Return": r"-j RETURN\b",
     "Reject": r"-j REJECT\b",
-    "Jump": r"-j (?!(ACCEPT|DROP|RETURN|REJECT|DNAT|SNAT|MASQUERADE|REDIRECT|MARK|CONNMARK|LOG|NFLOG|NOTRACK|CT)\b)\S",
+    "Jump": r"-j (?!(ACCEPT|DROP|RETURN|REJECT|DNAT|SNAT|MASQUERADE|REDIRECT|MARK|CONNMARK|LOG|NFLOG"
+    r"|NOTRACK|CT)\b)\S",
     "Goto": r" -g \S",
     "Dnat": r"-j DNAT\b",
     "Snat": r"-j SNAT\b",
