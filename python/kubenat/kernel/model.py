@@ -68,7 +68,10 @@ class Model:
         ruleset = rules if hasattr(rules, "save") else _core_class("Ruleset").parse(str(rules))
         self.testbed = testbed
         text = ruleset.save()
-        self.random_ports = re.search(r"-j (SNAT|MASQUERADE)\b.*--random", text) is not None
+        # Source NAT to a port range starts at a random offset in the kernel (even without --random).
+        self.random_ports = (
+            re.search(r"-j (SNAT|MASQUERADE)\b.*(--random|:\d+-\d+|--to-ports \d+-\d+)", text) is not None
+        )
         self.netfilter = _core_class("Netfilter")(
             ruleset,
             local_addresses=testbed.local_addresses,
