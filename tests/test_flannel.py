@@ -674,3 +674,25 @@ def pair_gbp() -> tuple[Overlay, Overlay]:
     c = conf({"Type": "vxlan", "GBP": True})
     a, b = leases("vxlan")
     return Overlay(c, a, [b], underlay_mac=A_NIC), Overlay(c, b, [a], underlay_mac=B_NIC)
+
+
+def test_inspect_flags_known_flannel_problems() -> None:
+    a, b = pair("vxlan")
+    frame = a.encap(tcp4())
+    assert b.inspect(frame) == []
+    natted = Ether(frame)
+    natted[UDP].sport = 1234
+    del natted[UDP].chksum
+    warnings = b.inspect(bytes(natted))
+    assert len(warnings) == 1 and "NATed" in warnings[0]
+    stale = Ether(frame)
+    stale[VXLAN].payload[Ether].src = "02:dd:00:00:00:01"
+    del stale[UDP].chksum
+    assert any("stale" in w for w in b.inspect(bytes(stale)))
+    stranger = Ether(frame)
+    stranger[IP].src = "192.168.50.99"
+    del stranger[IP].chksum
+    del stranger[UDP].chksum
+    assert any("no remote lease" in w for w in b.inspect(bytes(stranger)))
+    with pytest.raises(kubenat.DecapError):
+        b.inspect(frame[:30])

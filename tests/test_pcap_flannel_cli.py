@@ -160,3 +160,64 @@ def test_cli_errors_are_messages(tmp_path: Path) -> None:
         main, ["decap", str(tmp_path / "in.pcap"), str(tmp_path / "o.pcap"), *common, "--node", "x"]
     )
     assert res.exit_code != 0 and "Backend.Type" in res.output
+
+
+def test_cli_reads_kubernetes_nodes_and_etcdctl_output(tmp_path: Path) -> None:
+    import yaml
+
+    (tmp_path / "net-conf.json").write_text(NET_CONF)
+    prefix = "flannel.alpha.coreos.com"
+
+    def node(n: int) -> dict[str, object]:
+        return {
+            "kind": "Node",
+            "metadata": {
+                "name": f"node-{n}",
+                "annotations": {
+                    f"{prefix}/backend-type": "vxlan",
+                    f"{prefix}/backend-data": f'{{"VNI":1,"VtepMAC":"02:aa:00:00:00:0{n}"}}',
+                    f"{prefix}/public-ip": f"192.168.50.{n}",
+                },
+            },
+            "spec": {"podCIDR": f"10.244.{n}.0/24"},
+        }
+
+    (tmp_path / "nodes.yaml").write_text(yaml.safe_dump({"kind": "List", "items": [node(1), node(2)]}))
+    inner = bytes(IP(src="10.244.1.5", dst="10.244.2.5") / UDP(sport=5, dport=53) / b"q")
+    pcap.write(tmp_path / "in.pcap", [inner], pcap.LINKTYPE_RAW)
+    runner = CliRunner()
+    conf = ["--net-conf", str(tmp_path / "net-conf.json"), "--nodes", str(tmp_path / "nodes.yaml")]
+    res = runner.invoke(
+        main,
+        [
+            "encap",
+            str(tmp_path / "in.pcap"),
+            str(tmp_path / "mid.pcap"),
+            *conf,
+            "--node",
+            "node-1",
+            "--link",
+            "ip",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    etcd = "\n".join(
+        [
+            "/coreos.com/network/subnets/10.244.1.0-24",
+            '{"PublicIP":"192.168.50.1","BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"02:aa:00:00:00:01"}}',
+            "/coreos.com/network/subnets/10.244.2.0-24",
+            '{"PublicIP":"192.168.50.2","BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"02:aa:00:00:00:02"}}',
+        ]
+    )
+    (tmp_path / "etcd.txt").write_text(etcd + "\n")
+    conf = ["--net-conf", str(tmp_path / "net-conf.json"), "--leases", str(tmp_path / "etcd.txt")]
+    res = runner.invoke(
+        main, ["decap", str(tmp_path / "mid.pcap"), str(tmp_path / "out.pcap"), *conf, "--node", "node-2x"]
+    )
+    assert res.exit_code != 0 and "matches 0 leases" in res.output
+    res = runner.invoke(
+        main,
+        ["decap", str(tmp_path / "mid.pcap"), str(tmp_path / "out.pcap"), *conf, "--node", "192.168.50.2"],
+    )
+    assert res.exit_code == 0, res.output
+    assert [d for _, d in pcap.read(tmp_path / "out.pcap")] == [inner]

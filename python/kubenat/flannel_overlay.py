@@ -366,6 +366,49 @@ class Overlay:
         """Many frames at once (the GIL is released); errors are returned in place, not raised."""
         return self.encapsulator.decap_batch([_as_bytes(f) for f in frames], link=link)
 
+    def inspect(self, frame: Any, *, link: str = "ethernet") -> list[str]:
+        """Warnings about a frame this node accepts but that shows a known flannel problem:
+        an outer source port outside the ephemeral range (the outer packet was NATed, as in the
+        kube-proxy mark / MASQUERADE bug), an outer source that is no lease's public IP, an inner
+        source MAC that is not the sending lease's VtepMAC (a stale lease), an inner packet larger
+        than FLANNEL_MTU. Frames the node drops raise :class:`kubenat.DecapError` instead."""
+        data = _as_bytes(frame)
+        inner = self.decap(data, link=link)
+        out: list[str] = []
+        if len(inner) > self.mtu:
+            out.append(f"inner packet of {len(inner)} bytes exceeds FLANNEL_MTU {self.mtu}")
+        at = 14 if link in ("ethernet", "ether", "eth") else 0
+        if self.backend not in ("vxlan", "udp"):
+            return out
+        v6 = data[at] >> 4 == 6
+        src: Any = (
+            ipaddress.IPv6Address(data[at + 8 : at + 24])
+            if v6
+            else ipaddress.IPv4Address(data[at + 12 : at + 16])
+        )
+        l4 = at + (40 if v6 else (data[at] & 0x0F) * 4)
+        sport = int.from_bytes(data[l4 : l4 + 2], "big")
+        senders = [r for r in self.remotes if src in (r.public_ip, r.public_ipv6)]
+        if not senders:
+            out.append(f"outer source {src} is no remote lease's public IP")
+        if self.backend == "vxlan":
+            lo, hi = self.port_range
+            if not lo <= sport < hi:
+                out.append(
+                    f"outer source port {sport} is outside {lo}-{hi - 1}: the outer packet was probably "
+                    "NATed (e.g. MASQUERADE of VXLAN traffic carrying kube-proxy's 0x4000 mark)"
+                )
+            inner_src = data[l4 + 22 : l4 + 28].hex(":")
+            for r in senders:
+                want = r.vtep_mac_v6 if v6 else r.vtep_mac
+                if want is not None and want != inner_src:
+                    out.append(
+                        f"inner source MAC {inner_src} is not lease {r.subnet}'s VtepMAC {want} (stale?)"
+                    )
+        elif sport != self.config.backend.effective_port:
+            out.append(f"outer source port {sport} is not the UDP backend's port (NATed?)")
+        return out
+
     def net_unreachable(self, packet: Any) -> bytes | None:
         """The ICMP net-unreachable the UDP backend's proxy answers ``packet`` with, or None."""
         return self.encapsulator.net_unreachable(_as_bytes(packet))

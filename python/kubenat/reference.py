@@ -183,10 +183,12 @@ class ReferenceNode:
     def martian_arriving(self, src: str, dst: str) -> bool:
         """Routing drops packets from outside with one of our own addresses as source, or to a
         loopback destination (IPv4: unless route_localnet)."""
-        d = _ip(dst)
+        d, s = _ip(dst), _ip(src)
         if d.is_loopback and (d.version == 6 or not self.route_localnet):
             return True
-        return self.is_local(src)
+        if s.is_loopback and (s.version == 6 or not self.route_localnet):
+            return True
+        return s in self.local or any(s == x.ip for xs in self.ifaces.values() for x in xs)
 
     def martian_leaving(self, src: str) -> bool:
         """A loopback source never leaves by another interface (IPv4: unless route_localnet)."""

@@ -149,12 +149,23 @@ def _overlay_options(f: Any) -> Any:
     return f
 
 
-def _report(action: str, total: int, drops: list[dict[str, Any]], as_json: bool) -> None:
+def _report(
+    action: str,
+    total: int,
+    drops: list[dict[str, Any]],
+    as_json: bool,
+    warnings: list[dict[str, Any]] | None = None,
+) -> None:
     if as_json:
-        click.echo(json.dumps({"frames": total, "dropped": drops}, indent=2))
+        doc: dict[str, Any] = {"frames": total, "dropped": drops}
+        if warnings is not None:
+            doc["warnings"] = warnings
+        click.echo(json.dumps(doc, indent=2))
         return
     for d in drops:
         click.echo(f"frame {d['frame']}: dropped: {d['kind']} at byte {d['offset']}: {d['reason']}", err=True)
+    for w in warnings or []:
+        click.echo(f"frame {w['frame']}: warning: {w['warning']}", err=True)
     click.echo(f"{action} {total - len(drops)} of {total} frames; {len(drops)} dropped", err=True)
 
 
@@ -205,7 +216,10 @@ def encap(inp: Path, out: Path, link: str, ip_id: int, as_json: bool, **kw: Any)
 @click.argument("inp", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
 @_overlay_options
-def decap(inp: Path, out: Path, as_json: bool, **kw: Any) -> None:
+@click.option(
+    "--check", is_flag=True, help="also warn about accepted frames that show known flannel problems"
+)
+def decap(inp: Path, out: Path, as_json: bool, check: bool, **kw: Any) -> None:
     """Decapsulate the frames of pcap INP as this node receives them; write the inner packets
     (raw IP) to pcap OUT and report every frame the node would drop, and why."""
     overlay = _build(kw)
@@ -213,13 +227,17 @@ def decap(inp: Path, out: Path, as_json: bool, **kw: Any) -> None:
     results = overlay.decap_batch([r.data for r in records], link=_link(linktype))
     drops = []
     kept = []
+    warnings: list[dict[str, Any]] = []
+    link = _link(linktype)
     for i, (rec, res) in enumerate(zip(records, results, strict=True)):
         if isinstance(res, bytes):
             kept.append(pcap.Record(rec.ts, res, len(res), rec.ts_ns))
+            if check:
+                warnings += [{"frame": i, "warning": w} for w in overlay.inspect(rec.data, link=link)]
         else:
             drops.append(_drop(i, res))
     pcap.write(out, kept, pcap.LINKTYPE_RAW)
-    _report("decapsulated", len(records), drops, as_json)
+    _report("decapsulated", len(records), drops, as_json, warnings)
 
 
 def _records(path: Path) -> tuple[int, list[pcap.Record]]:

@@ -335,13 +335,15 @@ impl Classifier {
         interfaces: Option<&Bound<'_, PyAny>>,
         routes: Vec<(String, String)>,
     ) -> PyResult<Classifier> {
-        let spec = (local, interfaces_arg(interfaces)?, routes);
-        if let Ok(text) = ruleset.extract::<String>() {
-            return Classifier::build(text, spec, None);
-        }
-        let parsed = ruleset.cast::<crate::ruleset::Ruleset>().map_err(PyErr::from)?;
-        let text: String = ruleset.call_method0("save")?.extract()?;
-        Classifier::build(text, spec, Some(Arc::clone(&parsed.get().inner)))
+        guard(std::panic::AssertUnwindSafe(|| {
+            let spec = (local, interfaces_arg(interfaces)?, routes);
+            if let Ok(text) = ruleset.extract::<String>() {
+                return Classifier::build(text, spec, None);
+            }
+            let parsed = ruleset.cast::<crate::ruleset::Ruleset>().map_err(PyErr::from)?;
+            let text: String = ruleset.call_method0("save")?.extract()?;
+            Classifier::build(text, spec, Some(Arc::clone(&parsed.get().inner)))
+        }))
     }
 
     /// Whether the ruleset compiled (else every packet goes to the plain evaluator).
@@ -370,9 +372,14 @@ impl Classifier {
 
     /// `(table, chain, rule number, line)` of a rule index from the `rule` column.
     fn rule(&self, index: u32) -> PyResult<(&'static str, String, usize, usize)> {
-        let (t, chain, n, line) =
-            self.inner.rule_location(index).ok_or_else(|| Error::invalid("index", format!("no rule {index}"))).py()?;
-        Ok((iptables::result::table_name(t), chain, n, line))
+        guard(std::panic::AssertUnwindSafe(|| {
+            let (t, chain, n, line) = self
+                .inner
+                .rule_location(index)
+                .ok_or_else(|| Error::invalid("index", format!("no rule {index}")))
+                .py()?;
+            Ok((iptables::result::table_name(t), chain, n, line))
+        }))
     }
 
     /// Bytes of the compiled structures: `{"total": ..., "dispatch": ...}`.
@@ -395,19 +402,21 @@ impl Classifier {
         iface: Option<&Bound<'_, PyAny>>,
         seed: Option<u64>,
     ) -> PyResult<(u8, u32, u16, u32, u16, u32, i64)> {
-        let pkt = Packet4 {
-            src: address(src, "src")?,
-            dst: address(dst, "dst")?,
-            proto,
-            sport,
-            dport,
-            tcp_flags: 0x02,
-            ttl: 64,
-            iface: self.iface_arg(iface)?,
-        };
-        let seed = self.seed_or_entropy(seed);
-        let d = SCRATCH.with(|s| self.inner.classify(&pkt, seed, &mut s.borrow_mut())).py()?;
-        Ok((verdict_code(d.verdict), d.dst, d.dport, d.src, d.sport, d.mark, d.rule.map_or(-1, i64::from)))
+        guard(std::panic::AssertUnwindSafe(|| {
+            let pkt = Packet4 {
+                src: address(src, "src")?,
+                dst: address(dst, "dst")?,
+                proto,
+                sport,
+                dport,
+                tcp_flags: 0x02,
+                ttl: 64,
+                iface: self.iface_arg(iface)?,
+            };
+            let seed = self.seed_or_entropy(seed);
+            let d = SCRATCH.with(|s| self.inner.classify(&pkt, seed, &mut s.borrow_mut())).py()?;
+            Ok((verdict_code(d.verdict), d.dst, d.dport, d.src, d.sport, d.mark, d.rule.map_or(-1, i64::from)))
+        }))
     }
 
     /// Every possible result of one packet with its probability: `[(p, (verdict, dst, dport,
@@ -423,24 +432,27 @@ impl Classifier {
         dport: u16,
         iface: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Vec<(f64, (u8, u32, u16, u32, u16, u32, i64))>> {
-        let pkt = Packet4 {
-            src: address(src, "src")?,
-            dst: address(dst, "dst")?,
-            proto,
-            sport,
-            dport,
-            tcp_flags: 0x02,
-            ttl: 64,
-            iface: self.iface_arg(iface)?,
-        };
-        let list = self.inner.outcomes(&pkt).py()?;
-        Ok(list
-            .into_iter()
-            .map(|(p, d)| {
-                let r = (verdict_code(d.verdict), d.dst, d.dport, d.src, d.sport, d.mark, d.rule.map_or(-1, i64::from));
-                (p.to_f64(), r)
-            })
-            .collect())
+        guard(std::panic::AssertUnwindSafe(|| {
+            let pkt = Packet4 {
+                src: address(src, "src")?,
+                dst: address(dst, "dst")?,
+                proto,
+                sport,
+                dport,
+                tcp_flags: 0x02,
+                ttl: 64,
+                iface: self.iface_arg(iface)?,
+            };
+            let list = self.inner.outcomes(&pkt).py()?;
+            Ok(list
+                .into_iter()
+                .map(|(p, d)| {
+                    let r =
+                        (verdict_code(d.verdict), d.dst, d.dport, d.src, d.sport, d.mark, d.rule.map_or(-1, i64::from));
+                    (p.to_f64(), r)
+                })
+                .collect())
+        }))
     }
 
     /// A batch from columns (numpy arrays or any buffer; converted through numpy when the
@@ -465,64 +477,66 @@ impl Classifier {
         engine: &str,
         out: Option<&Bound<'py, PyDict>>,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let compiled = engine_arg(engine)?;
-        let src: Vec<u32> = column(py, src, "uint32", "src")?;
-        let n = src.len();
-        if n > MAX_BATCH {
-            return Err(Error::Limit { what: "packets in one batch", limit: MAX_BATCH, actual: n }).py();
-        }
-        let dst: Vec<u32> = column(py, dst, "uint32", "dst")?;
-        let proto: Vec<u8> = column(py, proto, "uint8", "proto")?;
-        let sport: Vec<u16> = column(py, sport, "uint16", "sport")?;
-        let dport: Vec<u16> = column(py, dport, "uint16", "dport")?;
-        let iface: Vec<u8> = match iface {
-            Some(col) => column(py, col, "uint8", "iface")?,
-            None => vec![self.inner.default_iface(); n],
-        };
-        for (name, len) in [
-            ("dst", dst.len()),
-            ("proto", proto.len()),
-            ("sport", sport.len()),
-            ("dport", dport.len()),
-            ("iface", iface.len()),
-        ] {
-            if len != n {
-                return Err(Error::invalid(name, format!("has {len} items, src has {n}"))).py();
+        guard(std::panic::AssertUnwindSafe(|| {
+            let compiled = engine_arg(engine)?;
+            let src: Vec<u32> = column(py, src, "uint32", "src")?;
+            let n = src.len();
+            if n > MAX_BATCH {
+                return Err(Error::Limit { what: "packets in one batch", limit: MAX_BATCH, actual: n }).py();
             }
-        }
-        let seed = self.seed_or_entropy(seed);
-        let threads = threads.clamp(1, 256).min(n.max(1));
-        let cols = py
-            .detach(|| {
-                guard_core(|| {
-                    run_batch(n, threads, |i, scratch| {
-                        let pkt = Packet4 {
-                            src: src[i],
-                            dst: dst[i],
-                            proto: proto[i],
-                            sport: sport[i],
-                            dport: dport[i],
-                            tcp_flags: 0x02,
-                            ttl: 64,
-                            iface: iface[i],
-                        };
-                        let s = packet_seed(seed, i as u64);
-                        if compiled {
-                            self.inner.classify(&pkt, s, scratch)
-                        } else {
-                            if usize::from(pkt.iface) >= self.inner.interfaces().len() {
-                                return Err(Error::invalid(
-                                    "iface",
-                                    format!("interface index {} is out of range", pkt.iface),
-                                ));
+            let dst: Vec<u32> = column(py, dst, "uint32", "dst")?;
+            let proto: Vec<u8> = column(py, proto, "uint8", "proto")?;
+            let sport: Vec<u16> = column(py, sport, "uint16", "sport")?;
+            let dport: Vec<u16> = column(py, dport, "uint16", "dport")?;
+            let iface: Vec<u8> = match iface {
+                Some(col) => column(py, col, "uint8", "iface")?,
+                None => vec![self.inner.default_iface(); n],
+            };
+            for (name, len) in [
+                ("dst", dst.len()),
+                ("proto", proto.len()),
+                ("sport", sport.len()),
+                ("dport", dport.len()),
+                ("iface", iface.len()),
+            ] {
+                if len != n {
+                    return Err(Error::invalid(name, format!("has {len} items, src has {n}"))).py();
+                }
+            }
+            let seed = self.seed_or_entropy(seed);
+            let threads = threads.clamp(1, 256).min(n.max(1));
+            let cols = py
+                .detach(|| {
+                    guard_core(|| {
+                        run_batch(n, threads, |i, scratch| {
+                            let pkt = Packet4 {
+                                src: src[i],
+                                dst: dst[i],
+                                proto: proto[i],
+                                sport: sport[i],
+                                dport: dport[i],
+                                tcp_flags: 0x02,
+                                ttl: 64,
+                                iface: iface[i],
+                            };
+                            let s = packet_seed(seed, i as u64);
+                            if compiled {
+                                self.inner.classify(&pkt, s, scratch)
+                            } else {
+                                if usize::from(pkt.iface) >= self.inner.interfaces().len() {
+                                    return Err(Error::invalid(
+                                        "iface",
+                                        format!("interface index {} is out of range", pkt.iface),
+                                    ));
+                                }
+                                self.plain(&pkt, s, scratch)
                             }
-                            self.plain(&pkt, s, scratch)
-                        }
+                        })
                     })
                 })
-            })
-            .py()?;
-        to_dict(py, &cols, out)
+                .py()?;
+            to_dict(py, &cols, out)
+        }))
     }
 
     /// A batch of frames: `data` holds the frames back to back, `lengths` (uint32) their sizes;
@@ -540,53 +554,55 @@ impl Classifier {
         threads: usize,
         out: Option<&Bound<'py, PyDict>>,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let link = match link {
-            "ip" => Link::Ip,
-            "ethernet" => Link::Ethernet,
-            other => return Err(Error::invalid("link", format!("{other:?} is not \"ip\" or \"ethernet\""))).py(),
-        };
-        let bytes: Vec<u8> = column(py, data, "uint8", "data")?;
-        let lengths: Vec<u32> = column(py, lengths, "uint32", "lengths")?;
-        let n = lengths.len();
-        if n > MAX_BATCH {
-            return Err(Error::Limit { what: "frames in one batch", limit: MAX_BATCH, actual: n }).py();
-        }
-        let mut offsets = Vec::with_capacity(n + 1);
-        let mut at = 0usize;
-        offsets.push(0);
-        for &l in &lengths {
-            at += l as usize;
-            offsets.push(at);
-        }
-        if at != bytes.len() {
-            return Err(Error::invalid("lengths", format!("add up to {at} bytes, data has {}", bytes.len()))).py();
-        }
-        let iface = self.iface_arg(iface)?;
-        let seed = self.seed_or_entropy(seed);
-        let threads = threads.clamp(1, 256).min(n.max(1));
-        let inner = &self.inner;
-        let cols = py
-            .detach(|| {
-                guard_core(|| {
-                    run_batch(n, threads, |i, scratch| {
-                        let frame = bytes[offsets[i]..offsets[i + 1]].to_vec();
-                        let parsed = IpPacket::parse(frame, link).map_err(|e| match e {
-                            Error::Packet { layer, field, offset, reason } => Error::Packet {
-                                layer,
-                                field,
-                                offset: offsets[i] + offset,
-                                reason: format!("frame {i}: {reason}"),
-                            },
-                            other => other,
-                        })?;
-                        let flow = iptables::flow::Flow::from_packet(&parsed);
-                        let origin = Origin::Interface(inner.interfaces()[usize::from(iface)].clone());
-                        inner.classify_flow(&flow, &origin, packet_seed(seed, i as u64), scratch)
+        guard(std::panic::AssertUnwindSafe(|| {
+            let link = match link {
+                "ip" => Link::Ip,
+                "ethernet" => Link::Ethernet,
+                other => return Err(Error::invalid("link", format!("{other:?} is not \"ip\" or \"ethernet\""))).py(),
+            };
+            let bytes: Vec<u8> = column(py, data, "uint8", "data")?;
+            let lengths: Vec<u32> = column(py, lengths, "uint32", "lengths")?;
+            let n = lengths.len();
+            if n > MAX_BATCH {
+                return Err(Error::Limit { what: "frames in one batch", limit: MAX_BATCH, actual: n }).py();
+            }
+            let mut offsets = Vec::with_capacity(n + 1);
+            let mut at = 0usize;
+            offsets.push(0);
+            for &l in &lengths {
+                at += l as usize;
+                offsets.push(at);
+            }
+            if at != bytes.len() {
+                return Err(Error::invalid("lengths", format!("add up to {at} bytes, data has {}", bytes.len()))).py();
+            }
+            let iface = self.iface_arg(iface)?;
+            let seed = self.seed_or_entropy(seed);
+            let threads = threads.clamp(1, 256).min(n.max(1));
+            let inner = &self.inner;
+            let cols = py
+                .detach(|| {
+                    guard_core(|| {
+                        run_batch(n, threads, |i, scratch| {
+                            let frame = bytes[offsets[i]..offsets[i + 1]].to_vec();
+                            let parsed = IpPacket::parse(frame, link).map_err(|e| match e {
+                                Error::Packet { layer, field, offset, reason } => Error::Packet {
+                                    layer,
+                                    field,
+                                    offset: offsets[i] + offset,
+                                    reason: format!("frame {i}: {reason}"),
+                                },
+                                other => other,
+                            })?;
+                            let flow = iptables::flow::Flow::from_packet(&parsed);
+                            let origin = Origin::Interface(inner.interfaces()[usize::from(iface)].clone());
+                            inner.classify_flow(&flow, &origin, packet_seed(seed, i as u64), scratch)
+                        })
                     })
                 })
-            })
-            .py()?;
-        to_dict(py, &cols, out)
+                .py()?;
+            to_dict(py, &cols, out)
+        }))
     }
 
     fn __reduce__<'py>(&self, py: Python<'py>) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyTuple>)> {
@@ -634,10 +650,12 @@ fn _classifier_from_state(
 #[pyfunction]
 #[pyo3(signature = (services, endpoints = 4))]
 fn _synthetic_kube_proxy(services: u32, endpoints: u32) -> PyResult<String> {
-    if services > 1_000_000 || endpoints == 0 || endpoints > 64 {
-        return Err(Error::invalid("services", "1..1,000,000 services with 1..64 endpoints")).py();
-    }
-    Ok(iptables::compiled::synth::kube_proxy_text(services, endpoints))
+    guard(std::panic::AssertUnwindSafe(|| {
+        if services > 1_000_000 || endpoints == 0 || endpoints > 64 {
+            return Err(Error::invalid("services", "1..1,000,000 services with 1..64 endpoints")).py();
+        }
+        Ok(iptables::compiled::synth::kube_proxy_text(services, endpoints))
+    }))
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -210,6 +210,11 @@ pub fn valid_new(flow: &Flow) -> bool {
             f & tcp_flags::ACK != 0
         };
     }
+    if flow.proto == proto::SCTP && !flow.is_later_fragment() {
+        // nf_conntrack_proto_sctp: a packet without chunks, or whose chunk cannot start an
+        // association (DATA, SACK, ABORT, ...), is INVALID; INIT and HEARTBEAT open one.
+        return matches!(flow.sctp_chunk, Some(1 | 4));
+    }
     if flow.is_icmp() {
         return match crate::iptables::flow::icmp_query_reply(flow.family(), flow.icmp_type) {
             // Only the request side of a query opens a connection.
@@ -293,6 +298,18 @@ mod tests {
         assert!(!valid_new(&flow(tcp_flags::FIN | tcp_flags::ACK)));
         assert!(!valid_new(&flow(tcp_flags::SYN | tcp_flags::FIN)));
         assert!(!valid_new(&flow(0)));
+    }
+
+    #[test]
+    fn sctp_new_validity() {
+        let mut f = Flow::new("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap(), proto::SCTP, 5, 80).unwrap();
+        assert!(valid_new(&f), "INIT by default");
+        f.sctp_chunk = None;
+        assert!(!valid_new(&f));
+        f.sctp_chunk = Some(0);
+        assert!(!valid_new(&f), "DATA");
+        f.sctp_chunk = Some(4);
+        assert!(valid_new(&f), "HEARTBEAT");
     }
 
     #[test]

@@ -76,6 +76,9 @@ pub struct Flow {
     pub length: u16,
     /// TTL / hop limit.
     pub ttl: u8,
+    /// Type of the first SCTP chunk (`None`: no chunk, or not SCTP); conntrack only opens an
+    /// SCTP connection on INIT (1) or HEARTBEAT (4).
+    pub sctp_chunk: Option<u8>,
 }
 
 impl Flow {
@@ -107,6 +110,7 @@ impl Flow {
             more_fragments: false,
             length: if Family::of(&src) == Family::V4 { 60 } else { 80 },
             ttl: 64,
+            sctp_chunk: (proto == proto::SCTP).then_some(1),
         })
     }
 
@@ -143,6 +147,8 @@ impl Flow {
             more_fragments: p.more_fragments(),
             length: u16::try_from(p.len()).unwrap_or(u16::MAX),
             ttl: p.ttl(),
+            // The first chunk's type byte follows the 12-byte common header.
+            sctp_chunk: if p.protocol() == proto::SCTP { p.l4_bytes().and_then(|b| b.get(12).copied()) } else { None },
         }
     }
 

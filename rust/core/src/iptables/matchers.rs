@@ -8,9 +8,10 @@ use crate::iptables::ast::{
     Statistic,
 };
 use crate::iptables::conntrack::{status, Direction};
-use crate::iptables::eval::{RuleKey, Walk};
+use crate::iptables::eval::RuleKey;
 use crate::iptables::flow::{proto, Flow};
 use crate::iptables::recent::masked;
+use crate::iptables::walk::Walk;
 
 /// Whether a match is part of the IP header test (`ipt_ip`), which the kernel checks before any
 /// `-m` module regardless of the order the rule was written in.

@@ -12,6 +12,7 @@ pub mod node;
 pub mod process;
 pub mod recent;
 pub mod result;
+mod walk;
 
 #[cfg(test)]
 mod eval_tests;

@@ -156,17 +156,20 @@ impl Node {
         self.route_localnet
     }
 
-    /// Why routing refuses a packet that arrived on a non-loopback interface: a source that is
-    /// one of the node's own addresses (`fib_validate_source` without `accept_local`), or a
-    /// loopback destination (IPv4 unless `route_localnet`; IPv6 always).
+    /// Why routing refuses a packet that arrived on a non-loopback interface
+    /// (`ip_route_input_slow`, then `fib_validate_source` with rp_filter and accept_local off):
+    /// a loopback destination or source (IPv4 unless `route_localnet`; IPv6 always), or a source
+    /// that is exactly one of the node's configured addresses.
     pub fn martian_arriving(&self, src: &IpAddr, dst: &IpAddr) -> Option<&'static str> {
-        let loop_dst = match dst {
+        let blocked = |a: &IpAddr| match a {
             IpAddr::V4(v) => v.is_loopback() && !self.route_localnet,
             IpAddr::V6(v) => v.is_loopback(),
         };
-        if loop_dst {
+        if blocked(dst) {
             Some("martian destination (loopback address off lo)")
-        } else if self.is_local(src) {
+        } else if blocked(src) {
+            Some("martian source (loopback address off lo)")
+        } else if self.local.contains(src) || self.interfaces.iter().any(|i| i.addrs.iter().any(|a| a.addr == *src)) {
             Some("martian source (one of the node's own addresses, arriving from outside)")
         } else {
             None
