@@ -98,12 +98,12 @@ def _explicit_rule_lines() -> list[str]:
 def test_every_match_and_target_is_kernel_checked() -> None:
     seen: set[str] = set(_used(_explicit_rule_lines()))
 
-    @settings(max_examples=150, database=None, suppress_health_check=list(HealthCheck))
+    @settings(max_examples=300, database=None, derandomize=True, suppress_health_check=list(HealthCheck))
     @given(general_rulesets())
     def general(text: str) -> None:
         seen.update(_used(text.splitlines()))
 
-    @settings(max_examples=15, database=None, suppress_health_check=list(HealthCheck))
+    @settings(max_examples=10, database=None, derandomize=True, suppress_health_check=list(HealthCheck))
     @given(kube_rulesets())
     def kube(case: tuple[str, object]) -> None:
         seen.update(_used(case[0].splitlines()))
