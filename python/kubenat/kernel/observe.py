@@ -164,8 +164,18 @@ def compare(
         if name in ("sport", "dport") and observation.proto not in PORTED:
             continue  # ICMP identifiers are not ports (kubenat reports 0)
         if name == "sport" and random_ports and _source_translated(observation):
-            if not 1024 <= (observation.sport or 0) <= 65535:
-                diffs.append(f"sport: kernel {observation.sport} outside 1024-65535")
+            # The kernel keeps a random port in the original port's class: 1-511, 600-1023
+            # (for 512-1023) or 1024-65535.
+            original = observation.original.sport if observation.original else None
+            low, high = (
+                (1, 511)
+                if (original or 1024) < 512
+                else (600, 1023)
+                if (original or 1024) < 1024
+                else (1024, 65535)
+            )
+            if not low <= (observation.sport or 0) <= high:
+                diffs.append(f"sport: kernel {observation.sport} outside {low}-{high}")
             continue
         if name == "masquerade" and _get(result, "src")[1] == observation.src:
             continue  # SNAT to the interface's address looks the same as MASQUERADE on the wire
