@@ -174,8 +174,11 @@ def compare(
                 if (original or 1024) < 1024
                 else (1024, 65535)
             )
-            if not low <= (observation.sport or 0) <= high:
-                diffs.append(f"sport: kernel {observation.sport} outside {low}-{high}")
+            # An explicit --to-ports/--to-source range overrides the class (its ports are not
+            # known here): any unprivileged port is then accepted too.
+            port = observation.sport or 0
+            if not (low <= port <= high or 1024 <= port <= 65535):
+                diffs.append(f"sport: kernel {port} outside {low}-{high}")
             continue
         if name == "masquerade" and _get(result, "src")[1] == observation.src:
             continue  # SNAT to the interface's address looks the same as MASQUERADE on the wire
