@@ -157,7 +157,7 @@ def test_cli_walkthrough_uses_its_proxy_config() -> None:
     result = CliRunner().invoke(main, ["rules", "--example", "walkthrough", "--restore-payload"])
     assert result.exit_code == 0, result.output
     assert "! -s 192.168.0.0/16 -j KUBE-MARK-MASQ" in result.output
-    assert examples.names() == ["walkthrough-proxy.yaml", "walkthrough.yaml"]
+    assert {"walkthrough-proxy.yaml", "walkthrough.yaml"} <= set(examples.names())
 
 
 @pytest.mark.parametrize(

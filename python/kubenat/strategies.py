@@ -60,11 +60,13 @@ def packets(
     src: st.SearchStrategy[str] | None = None,
     dst: st.SearchStrategy[str] | None = None,
     dport: st.SearchStrategy[int] | None = None,
+    ttl: st.SearchStrategy[int] | None = None,
 ) -> Packet:
     """A :class:`kubenat.Packet` with valid checksums.
 
     ``src``/``dst`` strategies fix the family (draw from :func:`addresses_in`); otherwise
-    ``family`` (4 or 6) or either.
+    ``family`` (4 or 6) or either. ``ttl`` defaults to any TTL from 1 (a forwarded packet with
+    TTL 1 expires on the node, as in the kernel).
     """
     # A given address strategy decides the family; the other side follows it.
     source = draw(src) if src is not None else None
@@ -77,7 +79,7 @@ def packets(
     if ipaddress.ip_address(source).version != ipaddress.ip_address(dest).version:
         dest = source  # the two given strategies disagree on the family: keep the draw valid
     proto = draw(st.sampled_from(protocols))
-    ttl = draw(st.integers(1, 255))
+    ttl = draw(ttl if ttl is not None else st.integers(1, 255))
     payload = draw(st.binary(max_size=64))
     if proto == "icmp":
         return Packet.icmp(

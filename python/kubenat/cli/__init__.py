@@ -18,10 +18,11 @@ from kubenat.cli import bench as _bench  # noqa: E402  # speed
 from kubenat.cli import demo as _demo  # noqa: E402
 from kubenat.cli import diff as _diff  # noqa: E402
 from kubenat.cli import env as _env  # noqa: E402
+from kubenat.cli import example as _example  # noqa: E402
 from kubenat.cli import flannel as _flannel  # noqa: E402
 from kubenat.cli import rules as _rules  # noqa: E402
 from kubenat.cli import trace as _trace  # noqa: E402  (evaluator)
 from kubenat.cli import verify as _verify  # noqa: E402
 
 __all__ = ["main"]
-_ = (_bench, _demo, _diff, _env, _flannel, _rules, _verify, _trace)
+_ = (_bench, _demo, _diff, _env, _example, _flannel, _rules, _verify, _trace)

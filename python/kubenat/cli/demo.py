@@ -108,9 +108,14 @@ def frame_panel(journey: Journey) -> Panel | None:
 @click.option("--json", "as_json", is_flag=True, help="Print everything as JSON (for scripts).")
 @click.option("--pcap", type=click.Path(dir_okay=False), help="Also write every hop's bytes to a pcap file.")
 @click.option(
+    "--wire-pcap",
+    type=click.Path(dir_okay=False),
+    help="Also write the flannel frames on the underlay (only those) to a pcap file.",
+)
+@click.option(
     "--seed", type=int, default=0, show_default=True, help="Seed for kube-proxy's random endpoint choice."
 )
-def demo(mode: str, backend: str, as_json: bool, pcap: str | None, seed: int) -> None:
+def demo(mode: str, backend: str, as_json: bool, pcap: str | None, wire_pcap: str | None, seed: int) -> None:
     """The four Kubernetes network models on the built-in example cluster, end to end.
 
     Two nodes joined by flannel; nginxpod (containers on 80 and 8800, both hostPorts),
@@ -120,8 +125,11 @@ def demo(mode: str, backend: str, as_json: bool, pcap: str | None, seed: int) ->
     from kubenat.demo import run
 
     report = run(mode, backend=backend, seed=seed)
+    journeys = [s.journey for s in report.scenarios]
     if pcap:
-        frames = write_pcap(pcap, [s.journey for s in report.scenarios])
+        frames = write_pcap(pcap, journeys)
+    if wire_pcap:
+        write_pcap(wire_pcap, journeys, overlay_only=True)
     if as_json:
         data = report.to_dict()
         if pcap:

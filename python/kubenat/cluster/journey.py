@@ -112,15 +112,17 @@ class Journey:
         return write_pcap(path, [self])
 
 
-def write_pcap(path: str | Path, journeys: list[Journey]) -> int:
-    """Writes the hops of several journeys to one pcap file (one frame per hop)."""
+def write_pcap(path: str | Path, journeys: list[Journey], *, overlay_only: bool = False) -> int:
+    """Writes the hops of several journeys to one pcap file (one frame per hop); with
+    ``overlay_only``, just the flannel frames on the underlay wire."""
     from kubenat.pcap import Writer
 
     count = 0
     with open(path, "wb") as f:
         writer = Writer(f)
         for journey in journeys:
-            for hop in journey.hops + journey.reply:
+            hops = journey.encapsulated() if overlay_only else journey.hops + journey.reply
+            for hop in hops:
                 frame = hop.data if hop.link == "ethernet" else hop.packet.with_ethernet().to_bytes()
                 writer.write(frame, ts_ns=count * 1000)
                 count += 1

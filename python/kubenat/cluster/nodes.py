@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from kubenat._core import Netfilter
-from kubenat.flannel import Lease, NetConf
+from kubenat.flannel import ANNOTATION_PREFIX, Lease, NetConf, lease_from_node
 from kubenat.flannel_overlay import Overlay
 from kubenat.k8s import Cluster as Manifests
 from kubenat.k8s import Node, Pod
@@ -94,10 +94,20 @@ def _node_ip(node: Node) -> str:
 
 
 def lease_for(node: Node, backend: str) -> Lease:
-    """The flannel lease this node would hold: its podCIDR, its IP and a stable VTEP MAC."""
+    """The flannel lease this node holds: from its ``flannel.alpha.coreos.com/*`` annotations
+    when they are for ``backend``; otherwise its podCIDR, its IP and a stable VTEP MAC."""
     if not node.pod_cidrs:
         raise ValueError(f"Node {node.name}: spec.podCIDR is missing; flannel needs one subnet per node")
     ip = _node_ip(node)
+    annotations = dict(node.annotations)
+    if annotations.get(f"{ANNOTATION_PREFIX}/backend-type") == backend:
+        published = lease_from_node(
+            {
+                "metadata": {"name": node.name, "annotations": annotations},
+                "spec": {"podCIDRs": list(node.pod_cidrs)},
+            }
+        )
+        return replace(published, underlay_mac=_mac(f"nic:{node.name}"))
     return Lease(
         subnet=ipaddress.IPv4Network(node.pod_cidrs[0]),
         public_ip=ipaddress.IPv4Address(ip),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any, NoReturn
 
 from kubenat.errors import ManifestError
@@ -18,6 +19,7 @@ from kubenat.errors import ManifestError
 _IANA_SVC_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,13}[a-z0-9])?$")
 
 
+@lru_cache(maxsize=1024)
 def snake_case(name: str) -> str:
     """The official client's spelling of a wire field name (``clusterIPs`` -> ``cluster_i_ps``)."""
     name = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", name)
@@ -192,15 +194,32 @@ def parse_cidr_sloppy(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Networ
         return None
 
 
+def _canonical_ipv4(text: str) -> bool:
+    """A fast check for the common case: dotted quad, no leading zeros, every octet <= 255."""
+    parts = text.split(".")
+    return len(parts) == 4 and all(
+        p.isdigit() and p.isascii() and len(p) <= 3 and (p == "0" or p[0] != "0") and int(p) <= 255
+        for p in parts
+    )
+
+
+def canonical_ip(text: str) -> str | None:
+    """The canonical text of an IP address (parsed sloppily), or None."""
+    if _canonical_ipv4(text):
+        return text
+    ip = parse_ip_sloppy(text)
+    return None if ip is None else str(ip)
+
+
 def ip_field(fields: Fields, key: str, value: Any, path: str | None = None) -> str:
     """Validate an IP address string and return its canonical form."""
     where = path if path is not None else fields.at(key)
     if not isinstance(value, str):
         fail(fields.obj, where, f"{describe(value)} is not an IP address")
-    ip = parse_ip_sloppy(value)
+    ip = canonical_ip(value)
     if ip is None:
         fail(fields.obj, where, f"{describe(value)} is not an IP address")
-    return str(ip)
+    return ip
 
 
 def is_port_name(text: str) -> bool:

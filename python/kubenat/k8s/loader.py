@@ -14,6 +14,7 @@ import re
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, ClassVar, TextIO
 
@@ -68,27 +69,27 @@ class Cluster:
     def _of(self, cls: type) -> tuple[Any, ...]:
         return tuple(o for o in self.objects if isinstance(o, cls))
 
-    @property
+    @cached_property
     def services(self) -> tuple[Service, ...]:
         return self._of(Service)
 
-    @property
+    @cached_property
     def endpoint_slices(self) -> tuple[EndpointSlice, ...]:
         return self._of(EndpointSlice)
 
-    @property
+    @cached_property
     def endpoints(self) -> tuple[Endpoints, ...]:
         return self._of(Endpoints)
 
-    @property
+    @cached_property
     def nodes(self) -> tuple[Node, ...]:
         return self._of(Node)
 
-    @property
+    @cached_property
     def pods(self) -> tuple[Pod, ...]:
         return self._of(Pod)
 
-    @property
+    @cached_property
     def others(self) -> tuple[OtherObject, ...]:
         return self._of(OtherObject)
 
@@ -113,26 +114,35 @@ class Cluster:
                 return node
         return None
 
+    def __hash__(self) -> int:
+        return hash(self.objects)
+
     def slices_for(self, service: Service) -> tuple[EndpointSlice, ...]:
         """The EndpointSlices kube-proxy joins to a Service (by the service-name label), sorted by name.
 
         When there are none, the legacy Endpoints object of the same name stands in, converted
         as the mirroring controller would.
         """
-        slices = sorted(
-            (
-                s
-                for s in self.endpoint_slices
-                if s.namespace == service.namespace and s.service_name == service.name
-            ),
-            key=lambda s: s.name,
-        )
+        slices = self._slice_index.get((service.namespace, service.name))
         if slices:
-            return tuple(slices)
-        for legacy in self.endpoints:
-            if legacy.namespace == service.namespace and legacy.name == service.name:
-                return legacy.to_slices()
-        return ()
+            return slices
+        legacy = self._endpoints_index.get((service.namespace, service.name))
+        return legacy.to_slices() if legacy is not None else ()
+
+    @cached_property
+    def _slice_index(self) -> dict[tuple[str, str], tuple[EndpointSlice, ...]]:
+        index: dict[tuple[str, str], list[EndpointSlice]] = {}
+        for s in self.endpoint_slices:
+            if s.service_name is not None:
+                index.setdefault((s.namespace, s.service_name), []).append(s)
+        return {k: tuple(sorted(v, key=lambda s: s.name)) for k, v in index.items()}
+
+    @cached_property
+    def _endpoints_index(self) -> dict[tuple[str, str], Endpoints]:
+        index: dict[tuple[str, str], Endpoints] = {}
+        for e in self.endpoints:
+            index.setdefault((e.namespace, e.name), e)
+        return index
 
 
 def _kind_from_class(obj: Any) -> str | None:

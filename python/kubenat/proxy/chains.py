@@ -27,7 +27,8 @@ KUBE_FIREWALL = "KUBE-FIREWALL"
 def port_proto_hash(service_port_name: str, protocol: str) -> str:
     """sha256 of ``spn + protocol``, base32 (RFC 4648), first 16 characters."""
     digest = hashlib.sha256((service_port_name + protocol).encode()).digest()
-    return base64.b32encode(digest).decode()[:16]
+    # 16 base32 characters encode exactly the first 10 bytes.
+    return base64.b32encode(digest[:10]).decode()
 
 
 def svc_chain(spn: str, protocol: str) -> str:
@@ -53,7 +54,7 @@ def ext_chain(spn: str, protocol: str) -> str:
 def sep_chain(spn: str, protocol: str, endpoint: str) -> str:
     """KUBE-SEP-*: one endpoint (``endpoint`` is ``ip:port`` or ``[ip6]:port``)."""
     digest = hashlib.sha256((spn + protocol + endpoint).encode()).digest()
-    return SEP_PREFIX + base64.b32encode(digest).decode()[:16]
+    return SEP_PREFIX + base64.b32encode(digest[:10]).decode()
 
 
 def service_port_name(namespace: str, name: str, port_name: str) -> str:
@@ -85,9 +86,13 @@ class TableBuffer:
     chains: list[str] = field(default_factory=list)
     rules: list[tuple[str, str]] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
+    _declared: set[str] = field(default_factory=set, repr=False)
 
     def chain(self, name: str) -> None:
-        if name not in self.chains:
+        if not self._declared:
+            self._declared.update(self.chains)
+        if name not in self._declared:
+            self._declared.add(name)
             self.chains.append(name)
 
     def rule(self, chain: str, *args: str) -> None:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property, lru_cache
 
 from kubenat.k8s import Cluster, EndpointSlice, Service, ServicePort
-from kubenat.k8s._fields import parse_ip_sloppy
 from kubenat.k8s.node import ZONE_LABEL
 from kubenat.proxy import chains
 from kubenat.proxy.config import ProxyConfig
@@ -64,24 +64,29 @@ class ServicePortInfo:
     def uses_local_endpoints(self) -> bool:
         return self.internal_policy_local or (self.external_policy_local and self.externally_accessible)
 
-    @property
+    @cached_property
     def svc_chain(self) -> str:
         return chains.svc_chain(self.name_string, self.protocol)
 
-    @property
+    @cached_property
     def svl_chain(self) -> str:
         return chains.svl_chain(self.name_string, self.protocol)
 
-    @property
+    @cached_property
     def ext_chain(self) -> str:
         return chains.ext_chain(self.name_string, self.protocol)
 
-    @property
+    @cached_property
     def fw_chain(self) -> str:
         return chains.fw_chain(self.name_string, self.protocol)
 
     def sep_chain(self, endpoint: EndpointInfo) -> str:
-        return chains.sep_chain(self.name_string, self.protocol, endpoint.string)
+        return _sep_chain(self.name_string, self.protocol, endpoint.string)
+
+
+@lru_cache(maxsize=65536)
+def _sep_chain(spn: str, protocol: str, endpoint: str) -> str:
+    return chains.sep_chain(spn, protocol, endpoint)
 
 
 def _cluster_ip(service: Service, config: ProxyConfig) -> str:
@@ -156,13 +161,14 @@ def endpoints_for(
             for ep in slc.endpoints:
                 if not ep.addresses:
                     continue
-                parsed = parse_ip_sloppy(ep.addresses[0])
-                if parsed is None or not config.family_ok(str(parsed)):
+                # The loader stores addresses in canonical form already.
+                ip = ep.addresses[0]
+                if not config.family_ok(ip):
                     continue
                 is_local = ep.node_name is not None and ep.node_name == config.node_name
                 c = ep.conditions
                 epi = EndpointInfo(
-                    ip=str(parsed),
+                    ip=ip,
                     port=port.port,
                     is_local=is_local,
                     ready=c.is_ready,

@@ -699,6 +699,19 @@ fn loopback_addresses_do_not_cross_interfaces_without_route_localnet() {
 }
 
 #[test]
+fn with_route_localnet_only_configured_addresses_are_martian_sources() {
+    // The kernel (rp_filter off) refuses a source from outside only when it is an address
+    // configured on an interface: lo's 127.0.0.1, not the rest of 127.0.0.0/8.
+    let on = Netfilter::new(kube_proxy(1).ruleset().as_ref().clone(), node().with_route_localnet(true), true).unwrap();
+    let eth0 = Origin::Interface("eth0".into());
+    let r = &on.outcomes(&tcp("127.0.0.0", "127.0.0.0", 1, 81), &eth0, true).unwrap()[0].result;
+    assert!(!r.trace.iter().any(|s| s.action.contains("martian")), "{:?}", r.trace);
+    let r = &on.outcomes(&tcp("127.0.0.1", "10.96.0.10", 1, 80), &eth0, true).unwrap()[0].result;
+    assert_eq!(r.verdict, Verdict::Drop);
+    assert!(r.trace.iter().any(|s| s.action.contains("martian source")));
+}
+
+#[test]
 fn random_fully_marks_the_port_as_random() {
     let n = kube_proxy(1);
     let r = &n.outcomes(&tcp("1.2.3.4", "10.96.0.10", 1, 80), &Origin::Auto, false).unwrap()[0].result;

@@ -5,7 +5,10 @@
 //! into a view. [`IpPacket`] ties them together: it owns the bytes of one IP packet (optionally
 //! behind an Ethernet header), knows where each header starts, and answers the questions a
 //! netfilter flow key needs (family, addresses, protocol, ports, flags, ICMP type/code).
-//! [`nat`] rewrites addresses and ports in place with incremental checksum updates (RFC 1624).
+//! [`Layout`] is the same dissection without owning the bytes (for batch paths), [`nat`]
+//! rewrites addresses, ports and the TTL in place with incremental checksum updates (RFC 1624),
+//! [`quoted`] reads and rewrites the packet an ICMP error quotes, and [`build`] makes packets
+//! from field values.
 //!
 //! ```
 //! use kubenat_core::packet::{build, IpPacket, Link};
