@@ -3,8 +3,6 @@ and the flannel code directly (not against printed text)."""
 
 from __future__ import annotations
 
-import io
-
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -148,15 +146,12 @@ def test_other_flannel_backends(backend: str) -> None:
 
 def test_journey_pcap_round_trip(tmp_path: object) -> None:
     journey = walkthrough().send("nginxpod", "my-first-nginx", "tcp", 80)
-    buf = io.BytesIO()
     from kubenat.cluster.journey import write_pcap
 
     path = f"{tmp_path}/j.pcap"
     count = write_pcap(path, [journey])
     with open(path, "rb") as f:
-        buf.write(f.read())
-    buf.seek(0)
-    records = list(Reader(buf))
+        records = list(Reader(f))
     assert count == len(records) == len(journey.hops) + len(journey.reply)
     for record, hop in zip(records, journey.hops + journey.reply, strict=True):
         pkt = kubenat.Packet.from_bytes(record.data, link="ethernet")

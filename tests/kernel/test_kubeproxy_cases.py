@@ -21,13 +21,13 @@ from kubenat.proxy import build_text
 from proxy_cases import Case, config, load_cases
 
 CASES = [c for c in load_cases() if c.flows]
-COPIES = 40
-"""Copies per flow: a 1/4 endpoint is missed with probability 4 * (3/4)^40 < 1e-4 ... per flow;
-the smallest kube-proxy branch probability in the cases is 1/4."""
+COPIES = 120
+"""Copies per flow: the smallest kube-proxy branch probability in the cases is 1/4, so an endpoint
+is missed by chance with probability at most 4 * (3/4)^120 < 1e-14 per flow."""
 
-AFFINITY_COPIES = 24
+AFFINITY_COPIES = 80
 """Copies, each a first connection (recent lists emptied), for ClientIP-affinity services
-(at most 3 endpoints there: a third is missed with probability < 3 * (2/3)^24 < 2e-4)."""
+(at most 3 endpoints there: a third is missed by chance with probability < 3 * (2/3)^80 < 3e-14)."""
 
 KERNEL_DIFFERS: dict[tuple[str, str], str] = {}
 """(case id, flow name) → why the kernel's answer differs from upstream's tracer."""

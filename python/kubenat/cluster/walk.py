@@ -8,7 +8,6 @@ same loop carries the reply back; the nodes' conntrack tables give it the revers
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -34,7 +33,6 @@ class Arrival:
     delivered_to: str | None
     packet: Packet
     node: SimNode | None
-    endpoint: str | None = None
 
 
 def make_packet(protocol: str, src: str, dst: str, sport: int, dport: int, *, flags: str = "S") -> Packet:
@@ -257,7 +255,3 @@ def _userspace_portal(node: SimNode, packet: Packet) -> ProxiedConnection | None
     if port not in node.proxy.portals:
         return None
     return node.proxy.connect(port, packet.src)
-
-
-def is_loopback(address: str) -> bool:
-    return ipaddress.ip_address(address).is_loopback
