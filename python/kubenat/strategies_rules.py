@@ -13,6 +13,7 @@ suite checks that every supported match and target is among them or tested elsew
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 
 from hypothesis import strategies as st
@@ -137,6 +138,13 @@ def _endpoint(space: _Space, addr: str, port: str) -> str:
     return f"[{addr}]{port}" if space.family == 6 else f"{addr}{port}"
 
 
+def _maybe_range(draw: st.DrawFn, addr: str) -> str:
+    """Sometimes an address range (the kernel then picks an address by a hash of the tuple)."""
+    if draw(st.integers(0, 3)):
+        return addr
+    return f"{addr}-{ipaddress.ip_address(addr) + draw(st.sampled_from([1, 2]))}"
+
+
 @st.composite
 def _target(
     draw: st.DrawFn, space: _Space, table: str, hook: str, proto: str | None, chains: list[str], user: bool
@@ -155,7 +163,7 @@ def _target(
         options += ["ACCEPT"]
         # NAT targets weighted up: they are what kubenat is most about.
         if hook in ("PREROUTING", "OUTPUT"):
-            options += ["DNAT", "DNAT", "DNAT", "REDIRECT"] if ported else ["DNAT", "DNAT", "DNAT"]
+            options += ["DNAT", "DNAT", "DNAT", "REDIRECT"]
         else:
             options += ["SNAT", "MASQUERADE", "MASQUERADE"] if hook == "POSTROUTING" else ["SNAT"]
     else:
@@ -188,15 +196,17 @@ def _target(
             choices.append("tcp-reset")
         return f"-j REJECT --reject-with {draw(st.sampled_from(choices))}"
     if kind == "DNAT":
-        addr = draw(st.sampled_from(space.endpoints))
+        addr = _maybe_range(draw, draw(st.sampled_from(space.endpoints)))
         port = f":{draw(st.sampled_from([80, 8080, '8000-8002']))}" if ported and draw(st.booleans()) else ""
         flags = draw(st.sampled_from(["", "", "", " --persistent", " --random"]))
         return f"-j DNAT --to-destination {_endpoint(space, addr, port)}{flags}"
     if kind == "REDIRECT":
         flag = draw(st.sampled_from(["", "", " --random"]))
+        if not ported:
+            return f"-j REDIRECT{flag}"  # no --to-ports without a port protocol
         return f"-j REDIRECT --to-ports {draw(st.sampled_from(['8080', '15001', '8000-8002']))}{flag}"
     if kind == "SNAT":
-        addr = draw(st.sampled_from(space.snat_sources))
+        addr = _maybe_range(draw, draw(st.sampled_from(space.snat_sources)))
         port = (
             f":{draw(st.sampled_from(['2000-2010', '40000-40100']))}"
             if ported and draw(st.booleans())

@@ -54,6 +54,12 @@ def _tables(text: str) -> dict[str, list[str]]:
     return tables
 
 
+def _kernel_values(obs: object, chosen: dict[str, object]) -> dict[str, object]:
+    """The kernel's values of the fields kubenat says the kernel chooses (ICMP id: ``sport``)."""
+    names = {"src": "src", "dst": "dst", "sport": "sport", "dport": "dport", "icmp_id": "sport"}
+    return {names[f]: getattr(obs, names[f]) for f in chosen if f in names}
+
+
 def check(bed: Testbed, text: str, batch: list[Probe], family: int = 4) -> tuple[int, list[str]]:
     """Load ``text``, send ``batch``; (number of comparisons, disagreements)."""
     bed.clear_recent()
@@ -78,10 +84,9 @@ def check(bed: Testbed, text: str, batch: list[Probe], family: int = 4) -> tuple
             certain = verdicts.certain
             if not diffs and certain is not None and obs.emitted is not None and not obs.local_delivery:
                 written = model.process(obs.sent, path)
-                if written is not None and model.random_ports and obs.sport != _wire.parse(written).sport:
-                    written = _wire.with_source_port(
-                        written, obs.sport or 0
-                    )  # a random port: take the kernel's
+                if written is not None and certain.chosen:
+                    # Fields the kernel chooses itself were checked to be in range: take its values.
+                    written = _wire.with_fields(written, **_kernel_values(obs, certain.chosen))
                 if written != obs.emitted:
                     shown = written.hex() if written else None
                     diffs.append(f"bytes: kernel {obs.emitted.hex()}, kubenat {shown}")

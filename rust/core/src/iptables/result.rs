@@ -187,6 +187,10 @@ pub struct EvalResult {
     /// Whether the kernel picks a translated port at random (`--random`, `--random-fully`):
     /// the reported port is then the original one, not a prediction.
     pub random_port: bool,
+    /// Translated fields (`src`, `dst`, `sport`, `dport`, `icmp_id`) the kernel chooses itself
+    /// for this packet's new connection: at random or by a hash of the tuple. The reported value
+    /// of such a field is one of its span, not a prediction.
+    pub chosen: Vec<(&'static str, crate::iptables::nat::Chosen)>,
     /// The packet mark at the end.
     pub mark: u32,
     /// Conntrack state of the packet (`NEW`, `ESTABLISHED`, `INVALID`, `UNTRACKED`).
