@@ -25,6 +25,7 @@ pub mod compile;
 pub mod compiled;
 
 // --- parser ---
+mod chain_index;
 pub mod listing;
 mod matches;
 mod names;

@@ -6,13 +6,13 @@
 //! always present, and chains and tables are kept in the order iptables-save prints them.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 
 use super::ast::{Chain, Counters, Match, Neg, Policy, Rule, Ruleset, Table, TableName, Target};
+use super::chain_index::ChainIndex;
 use super::matches::{ModuleBuilder, RuleInfo};
 use super::targets::{TargetBuilder, TARGET_NAMES};
 use super::tokenize::{tokenize_into, Token};
-use super::validate::{validate_table, ChainIndex};
+use super::validate::validate_table;
 use super::values::{parse_cidr, parse_iface};
 use crate::error::{Error, Result};
 use crate::net::{Cidr, Family};
@@ -153,8 +153,14 @@ struct OpenTable<'a> {
 
 impl<'a> OpenTable<'a> {
     fn new(name: TableName, line: usize) -> Self {
-        let mut t =
-            OpenTable { name, touched: false, line, chains: Vec::new(), index: HashMap::new(), last_appended: None };
+        let mut t = OpenTable {
+            name,
+            touched: false,
+            line,
+            chains: Vec::new(),
+            index: ChainIndex::default(),
+            last_appended: None,
+        };
         for builtin in builtin_chains(name) {
             t.add_chain(
                 Cow::Borrowed(builtin),

@@ -46,6 +46,58 @@ fn is_space(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\r' | b'\n')
 }
 
+/// Bytes that end an unquoted run: the separators and the quote.
+const ENDS_RUN: [bool; 256] = {
+    let mut table = [false; 256];
+    table[b' ' as usize] = true;
+    table[b'\t' as usize] = true;
+    table[b'\r' as usize] = true;
+    table[b'\n' as usize] = true;
+    table[b'"' as usize] = true;
+    table
+};
+
+/// Eight bytes of `bytes` from `i` as a little-endian word, when there are eight.
+fn word_at(bytes: &[u8], i: usize) -> Option<u64> {
+    let mut word = [0u8; 8];
+    word.copy_from_slice(bytes.get(i..i + 8)?);
+    Some(u64::from_le_bytes(word))
+}
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// High bit set in each byte of `word` below `n` (`n` ≤ 128). Bytes above a flagged byte may be
+/// flagged wrongly, so only the lowest flag is exact.
+fn bytes_below(word: u64, n: u8) -> u64 {
+    word.wrapping_sub(ONES * u64::from(n)) & !word & HIGHS
+}
+
+/// The end of the unquoted run starting at byte `i`: the first separator or quote, or the end.
+///
+/// Unquoted runs are most of a dump's bytes, so they are scanned a word at a time: a byte below
+/// 0x21 (where the separators are) or a quote stops the word scan, and the byte there is then
+/// checked exactly, since other control characters also sit below 0x21.
+fn run_end(bytes: &[u8], mut i: usize) -> usize {
+    while let Some(word) = word_at(bytes, i) {
+        let flags = bytes_below(word, 0x21) | bytes_below(word ^ (ONES * u64::from(b'"')), 1);
+        if flags == 0 {
+            i += 8;
+            continue;
+        }
+        // The lowest flag is exact; its byte index is its bit index / 8.
+        i += (flags.trailing_zeros() / 8) as usize;
+        if ENDS_RUN[usize::from(bytes[i])] {
+            return i;
+        }
+        i += 1;
+    }
+    while i < bytes.len() && !ENDS_RUN[usize::from(bytes[i])] {
+        i += 1;
+    }
+    i
+}
+
 /// Character columns of byte offsets, for offsets visited in increasing order: counting only the
 /// characters since the last offset keeps a long non-ASCII line linear, and ASCII lines (nearly
 /// every dump) skip the counting altogether.
@@ -90,13 +142,20 @@ pub(crate) fn tokenize_into<'a>(line: &'a str, tokens: &mut Vec<Token<'a>>) -> R
             return Ok(());
         }
         let start = i;
-        while i < bytes.len() && !is_space(bytes[i]) && bytes[i] != b'"' {
-            i += 1;
-        }
+        i = run_end(bytes, i);
         let column = columns.at(start);
         if i == bytes.len() || bytes[i] != b'"' {
             tokens.push(Token { text: Cow::Borrowed(&line[start..i]), column, quoted: false });
             continue;
+        }
+        if i == start {
+            // A word that is one quoted run without escapes (how iptables-save writes comments)
+            // is the text between the quotes.
+            if let Some(close) = plain_quoted_end(bytes, i + 1) {
+                tokens.push(Token { text: Cow::Borrowed(&line[i + 1..close]), column, quoted: true });
+                i = close + 1;
+                continue;
+            }
         }
         // A quote: the word so far, then the quoted run; the closing quote ends the word, as in
         // iptables-restore.
@@ -106,6 +165,12 @@ pub(crate) fn tokenize_into<'a>(line: &'a str, tokens: &mut Vec<Token<'a>>) -> R
             .ok_or_else(|| TokenizeError { column: quote_column, message: "unterminated quoted string".into() })?;
         tokens.push(Token { text: Cow::Owned(text), column, quoted: true });
     }
+}
+
+/// The closing quote of a quoted run starting at byte `i`, when the run has no backslash.
+fn plain_quoted_end(bytes: &[u8], i: usize) -> Option<usize> {
+    let end = i + bytes[i..].iter().position(|b| matches!(b, b'"' | b'\\'))?;
+    (bytes[end] == b'"').then_some(end)
 }
 
 /// Appends the quoted run starting at byte `i` (just after the opening quote) to `out`, with
@@ -172,6 +237,26 @@ mod tests {
         assert_eq!(words(r#"--comment """#), vec!["--comment", ""]);
         assert_eq!(words(r"a\\b 'c d'"), vec![r"a\\b", "'c", "d'"]);
         assert!(tokenize(r#"--comment "open"#).is_err());
+    }
+
+    #[test]
+    fn word_scan_stops_at_separators_and_quotes_only() {
+        // Every position of a separator or quote, with control characters and high bytes around.
+        for stop in [" ", "\t", "\r", "\n", "\""] {
+            for at in 0..20 {
+                let text = format!(
+                    "{}{stop}\u{1}\u{7f}é{}",
+                    "a\u{1f}b\u{0}".repeat(at).chars().take(at).collect::<String>(),
+                    "x".repeat(9)
+                );
+                let bytes = text.as_bytes();
+                let expected = bytes.iter().position(|b| ENDS_RUN[usize::from(*b)]).unwrap();
+                assert_eq!(run_end(bytes, 0), expected, "{text:?}");
+            }
+        }
+        assert_eq!(run_end(b"abcdefghijklmnop", 0), 16);
+        assert_eq!(run_end(b"abc", 0), 3);
+        assert_eq!(run_end(b"abcdefghij k", 3), 10);
     }
 
     #[test]

@@ -2,10 +2,8 @@
 //! targets only appear in tables and hooks that allow them, and no loop is reachable from a
 //! built-in chain.
 
-use std::borrow::Cow;
-use std::collections::HashMap;
-
 use super::ast::{Rule, Table, TableName, Target};
+use super::chain_index::ChainIndex;
 use super::parse::{builtin_chains, table_name};
 use crate::error::{Error, Result};
 use crate::net::Family;
@@ -79,9 +77,6 @@ enum TargetProblem {
     WrongTable,
 }
 
-/// The chain index a finished table is checked with: chain name to position in `Table::chains`.
-pub(crate) type ChainIndex<'a> = HashMap<Cow<'a, str>, usize>;
-
 fn target_problem(table: &Table, index: &ChainIndex<'_>, target: &Target) -> Option<TargetProblem> {
     match target {
         Target::Jump(c) | Target::Goto(c) if !index.contains_key(c.as_str()) => Some(TargetProblem::MissingChain),
@@ -144,7 +139,7 @@ impl<'t> Edges<'t> {
                     Target::Jump(t) | Target::Goto(t) => match index.get(t.as_str()) {
                         Some(&j) => {
                             to.push((j, rule));
-                            target_problem(table, index, &rule.target)
+                            builtin_chains(table.name).contains(&t.as_str()).then_some(TargetProblem::BuiltinChain)
                         }
                         None => Some(TargetProblem::MissingChain),
                     },

@@ -1,7 +1,7 @@
 //! Parsing of option values as iptables reads them: numbers in C's base-0 notation, marks,
 //! ports and port ranges (with service names), addresses with prefix or dotted netmask.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use super::ast::PortRange;
 use super::names;
@@ -61,9 +61,30 @@ pub(crate) fn parse_port_range(text: &str, proto: Option<&str>, sep: char) -> Re
     Ok(range)
 }
 
+/// A dotted quad in its plain form (`10.0.0.1`: four decimal numbers up to 255, no leading
+/// zeros), which is how dumps write IPv4 addresses. Anything else is left to the standard
+/// parser, which accepts exactly these and a few more, so the result never differs from it.
+fn plain_ipv4(text: &str) -> Option<Ipv4Addr> {
+    let mut octets = [0u8; 4];
+    let mut parts = text.as_bytes().splitn(4, |b| *b == b'.');
+    for octet in &mut octets {
+        let part = parts.next()?;
+        let plain = matches!(part.len(), 1..=3) && part.iter().all(u8::is_ascii_digit);
+        if !plain || (part.len() > 1 && part[0] == b'0') {
+            return None;
+        }
+        let value = part.iter().fold(0u16, |v, d| v * 10 + u16::from(d - b'0'));
+        *octet = u8::try_from(value).ok()?;
+    }
+    Some(Ipv4Addr::from(octets))
+}
+
 /// An address of the ruleset's family.
 pub(crate) fn parse_addr(text: &str, family: Family) -> Result<IpAddr, String> {
-    let addr: IpAddr = text.parse().map_err(|_| format!("host/network {text:?} not found"))?;
+    let addr: IpAddr = match plain_ipv4(text) {
+        Some(v4) => IpAddr::V4(v4),
+        None => text.parse().map_err(|_| format!("host/network {text:?} not found"))?,
+    };
     if Family::of(&addr) != family {
         return Err(format!("{text:?} is not an {} address", family_name(family)));
     }
@@ -193,6 +214,36 @@ mod tests {
         assert!(parse_port_range("5:3", Some("tcp"), ':').is_err());
         assert!(parse_port_range("70000", Some("tcp"), ':').is_err());
         assert!(parse_port_range("nosuch", Some("tcp"), ':').is_err());
+    }
+
+    #[test]
+    fn plain_ipv4_agrees_with_the_standard_parser() {
+        let cases = [
+            "1.2.3.4",
+            "0.0.0.0",
+            "255.255.255.255",
+            "256.1.1.1",
+            "01.2.3.4",
+            "1.2.3",
+            "1.2.3.4.5",
+            "1..3.4",
+            "1.2.3.4 ",
+            "+1.2.3.4",
+            "1.2.3.0x4",
+            "",
+            "1000.1.1.1",
+            "10.064.0.1",
+            "::1",
+            "1.2.3.-4",
+        ];
+        for text in cases {
+            let std = text.parse::<Ipv4Addr>().ok();
+            if let Some(fast) = plain_ipv4(text) {
+                assert_eq!(Some(fast), std, "{text:?}");
+            }
+            assert_eq!(parse_addr(text, Family::V4).ok(), std.map(IpAddr::V4), "{text:?}");
+        }
+        assert_eq!(plain_ipv4("10.96.0.10"), Some(Ipv4Addr::new(10, 96, 0, 10)));
     }
 
     #[test]
