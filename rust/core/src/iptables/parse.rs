@@ -11,7 +11,7 @@ use super::ast::{Chain, Counters, Match, Neg, Policy, Rule, Ruleset, Table, Tabl
 use super::chain_index::ChainIndex;
 use super::matches::{ModuleBuilder, RuleInfo};
 use super::targets::{TargetBuilder, TARGET_NAMES};
-use super::tokenize::{tokenize_into, Token};
+use super::tokenize::{lines, tokenize_into, Token};
 use super::validate::validate_table;
 use super::values::{parse_cidr, parse_iface};
 use crate::error::{Error, Result};
@@ -252,7 +252,7 @@ pub fn parse_family(text: &str, family: Family) -> Result<Ruleset> {
     // Buffers reused by every line.
     let mut tokens: Vec<Token<'_>> = Vec::new();
     let mut modules: Vec<(ModuleBuilder, usize)> = Vec::new();
-    for (index, raw_line) in text.split('\n').enumerate() {
+    for (index, raw_line) in lines(text).enumerate() {
         let number = index + 1;
         if raw_line.len() > MAX_LINE_BYTES {
             let shown: String = raw_line.chars().take(120).collect();

@@ -98,6 +98,38 @@ fn run_end(bytes: &[u8], mut i: usize) -> usize {
     i
 }
 
+/// The first `byte` at or after `i`, scanning a word at a time (`byte` < 0x80).
+fn find_byte(bytes: &[u8], mut i: usize, byte: u8) -> Option<usize> {
+    let pattern = ONES * u64::from(byte);
+    while let Some(word) = word_at(bytes, i) {
+        let flags = bytes_below(word ^ pattern, 1);
+        if flags != 0 {
+            return Some(i + (flags.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    bytes.get(i..)?.iter().position(|b| *b == byte).map(|p| i + p)
+}
+
+/// The lines of a text exactly as `text.split('\n')` gives them (a final empty line after a
+/// trailing newline included), found a word at a time.
+pub(crate) fn lines(text: &str) -> impl Iterator<Item = &str> {
+    let mut start = Some(0);
+    std::iter::from_fn(move || {
+        let from = start?;
+        match find_byte(text.as_bytes(), from, b'\n') {
+            Some(end) => {
+                start = Some(end + 1);
+                Some(&text[from..end])
+            }
+            None => {
+                start = None;
+                Some(&text[from..])
+            }
+        }
+    })
+}
+
 /// Character columns of byte offsets, for offsets visited in increasing order: counting only the
 /// characters since the last offset keeps a long non-ASCII line linear, and ASCII lines (nearly
 /// every dump) skip the counting altogether.
@@ -257,6 +289,14 @@ mod tests {
         assert_eq!(run_end(b"abcdefghijklmnop", 0), 16);
         assert_eq!(run_end(b"abc", 0), 3);
         assert_eq!(run_end(b"abcdefghij k", 3), 10);
+    }
+
+    #[test]
+    fn lines_split_like_the_standard_library() {
+        let long = format!("{}\n{}é\n\n{}", "a".repeat(17), "b".repeat(8), "c".repeat(9));
+        for text in ["", "\n", "a", "a\n", "\n\na", "abcdefgh\nabcdefgh\n", "x\r\ny", long.as_str()] {
+            assert_eq!(lines(text).collect::<Vec<_>>(), text.split('\n').collect::<Vec<_>>(), "{text:?}");
+        }
     }
 
     #[test]
