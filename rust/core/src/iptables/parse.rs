@@ -103,6 +103,12 @@ pub fn builtin_chains(table: TableName) -> &'static [&'static str] {
     }
 }
 
+/// Whether `name` is a built-in chain of `table`. `POSTROUTING` is the longest built-in name,
+/// so the many longer chain names of a big dump are settled without comparing.
+pub(crate) fn is_builtin_chain(table: TableName, name: &str) -> bool {
+    name.len() <= "POSTROUTING".len() && builtin_chains(table).contains(&name)
+}
+
 /// A table's name as written after `*`.
 pub fn table_name(table: TableName) -> &'static str {
     match table {
@@ -208,7 +214,7 @@ impl<'a> OpenTable<'a> {
     }
 
     fn is_builtin(&self, name: &str) -> bool {
-        builtin_chains(self.name).contains(&name)
+        is_builtin_chain(self.name, name)
     }
 
     /// Built-in chains first in kernel order, then user chains sorted by name, as iptables-save
@@ -323,17 +329,54 @@ fn check_chain_name(name: &str, ctx: LineCtx<'_>, column: usize) -> Result<()> {
     if name.len() > MAX_CHAIN_NAME {
         return Err(ctx.err(column, format!("chain name `{name}' too long (must be under 29 chars)")));
     }
-    if name.is_empty() || name.starts_with('-') || name.starts_with('!') || TARGET_NAMES.contains(&name) {
+    if name.is_empty() || name.starts_with('-') || name.starts_with('!') || is_target_name(name) {
         return Err(ctx.err(column, format!("invalid chain name {name:?}")));
     }
     Ok(())
 }
 
+/// Whether a name is one of iptables' targets. Most chain names are longer than every target
+/// name, which settles it without comparing.
+fn is_target_name(name: &str) -> bool {
+    name.len() <= LONGEST_TARGET_NAME && TARGET_NAMES.contains(&name)
+}
+
+/// `MASQUERADE`.
+pub(crate) const LONGEST_TARGET_NAME: usize = 10;
+
+/// The first four words of a line as `split_whitespace` gives them; an ASCII line (nearly every
+/// line) is split by bytes, on exactly the ASCII characters `char::is_whitespace` accepts.
+fn first_words(text: &str) -> [Option<&str>; 4] {
+    let mut words = [None; 4];
+    if !text.is_ascii() {
+        for (slot, word) in words.iter_mut().zip(text.split_whitespace()) {
+            *slot = Some(word);
+        }
+        return words;
+    }
+    let is_space = |b: u8| matches!(b, b'\t'..=b'\r' | b' ');
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    for slot in &mut words {
+        while i < bytes.len() && is_space(bytes[i]) {
+            i += 1;
+        }
+        if i == bytes.len() {
+            break;
+        }
+        let start = i;
+        while i < bytes.len() && !is_space(bytes[i]) {
+            i += 1;
+        }
+        *slot = Some(&text[start..i]);
+    }
+    words
+}
+
 /// `:NAME POLICY [p:b]`
 fn declare_chain<'a>(table: &mut OpenTable<'a>, decl: &'a str, ctx: LineCtx<'_>, column: usize) -> Result<()> {
-    let mut words = decl.split_whitespace();
-    let (name, policy_text, counters_text) = match (words.next(), words.next(), words.next(), words.next()) {
-        (Some(n), Some(p), c, None) => (n, p, c),
+    let (name, policy_text, counters_text) = match first_words(decl) {
+        [Some(n), Some(p), c, None] => (n, p, c),
         _ => return Err(ctx.err(column, "a chain line is `:NAME POLICY [packets:bytes]`")),
     };
     let counters = match counters_text {

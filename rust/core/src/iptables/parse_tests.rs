@@ -383,3 +383,28 @@ fn conntrack_addresses_keep_host_bits_as_the_kernel_prints_them() {
         "-A X -m conntrack --ctrepldst 10.0.0.0/8 -j ACCEPT"
     );
 }
+
+#[test]
+fn name_length_shortcuts_cover_every_name() {
+    use super::parse::{builtin_chains, LONGEST_TARGET_NAME};
+    assert!(super::targets::TARGET_NAMES.iter().all(|n| n.len() <= LONGEST_TARGET_NAME));
+    for table in [TableName::Raw, TableName::Mangle, TableName::Nat, TableName::Filter, TableName::Security] {
+        assert!(builtin_chains(table).iter().all(|n| n.len() <= "POSTROUTING".len()));
+    }
+}
+
+#[test]
+fn chain_lines_split_on_the_same_whitespace_as_split_whitespace() {
+    // Vertical tab and form feed are whitespace to `split_whitespace`, so they are here too.
+    for spacing in [" ", "\t", "\u{b}", "\u{c}", "\r", "  \t", "\u{a0}"] {
+        let text = format!("*filter\n:X{spacing}-{spacing}[1:2]\n-A X -j ACCEPT\nCOMMIT\n");
+        let parsed = parse(&text);
+        if spacing == "\u{a0}" {
+            // A no-break space is whitespace too, though not ASCII.
+            assert!(parsed.is_ok(), "{spacing:?}: {parsed:?}");
+        } else {
+            let chain = parsed.unwrap_or_else(|e| panic!("{spacing:?}: {e}"));
+            assert_eq!(chain.table(TableName::Filter).and_then(|t| t.chain("X")).map(|c| c.rules.len()), Some(1));
+        }
+    }
+}

@@ -200,8 +200,17 @@ pub(crate) fn tokenize_into<'a>(line: &'a str, tokens: &mut Vec<Token<'a>>) -> R
 }
 
 /// The closing quote of a quoted run starting at byte `i`, when the run has no backslash.
-fn plain_quoted_end(bytes: &[u8], i: usize) -> Option<usize> {
-    let end = i + bytes[i..].iter().position(|b| matches!(b, b'"' | b'\\'))?;
+fn plain_quoted_end(bytes: &[u8], mut i: usize) -> Option<usize> {
+    let (quotes, backslashes) = (ONES * u64::from(b'"'), ONES * u64::from(b'\\'));
+    while let Some(word) = word_at(bytes, i) {
+        let flags = bytes_below(word ^ quotes, 1) | bytes_below(word ^ backslashes, 1);
+        if flags != 0 {
+            i += (flags.trailing_zeros() / 8) as usize;
+            return (bytes[i] == b'"').then_some(i);
+        }
+        i += 8;
+    }
+    let end = i + bytes.get(i..)?.iter().position(|b| matches!(b, b'"' | b'\\'))?;
     (bytes[end] == b'"').then_some(end)
 }
 
@@ -296,6 +305,18 @@ mod tests {
         let long = format!("{}\n{}é\n\n{}", "a".repeat(17), "b".repeat(8), "c".repeat(9));
         for text in ["", "\n", "a", "a\n", "\n\na", "abcdefgh\nabcdefgh\n", "x\r\ny", long.as_str()] {
             assert_eq!(lines(text).collect::<Vec<_>>(), text.split('\n').collect::<Vec<_>>(), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn plain_quoted_runs_end_at_the_first_quote_unless_escaped() {
+        for pad in 0..20 {
+            let inner = "x".repeat(pad);
+            let text = format!("{inner}\" tail");
+            assert_eq!(plain_quoted_end(text.as_bytes(), 0), Some(pad), "{text:?}");
+            let escaped = format!("{inner}\\\" tail\"");
+            assert_eq!(plain_quoted_end(escaped.as_bytes(), 0), None, "{escaped:?}");
+            assert_eq!(plain_quoted_end(inner.as_bytes(), 0), None);
         }
     }
 

@@ -4,7 +4,7 @@
 
 use super::ast::{Rule, Table, TableName, Target};
 use super::chain_index::ChainIndex;
-use super::parse::{builtin_chains, table_name};
+use super::parse::{builtin_chains, is_builtin_chain, table_name};
 use crate::error::{Error, Result};
 use crate::net::Family;
 
@@ -145,7 +145,7 @@ impl<'t> Edges<'t> {
                     Target::Jump(t) | Target::Goto(t) => match index.get(t.as_str()) {
                         Some(&j) => {
                             to.push((j, rule.line, rule));
-                            builtin_chains(table.name).contains(&t.as_str()).then_some(TargetProblem::BuiltinChain)
+                            is_builtin_chain(table.name, t).then_some(TargetProblem::BuiltinChain)
                         }
                         None => Some(TargetProblem::MissingChain),
                     },

@@ -66,16 +66,34 @@ pub(crate) fn parse_port_range(text: &str, proto: Option<&str>, sep: char) -> Re
 /// parser, which accepts exactly these and a few more, so the result never differs from it.
 fn plain_ipv4(text: &str) -> Option<Ipv4Addr> {
     let mut octets = [0u8; 4];
-    let mut parts = text.as_bytes().splitn(4, |b| *b == b'.');
-    for octet in &mut octets {
-        let part = parts.next()?;
-        let plain = matches!(part.len(), 1..=3) && part.iter().all(u8::is_ascii_digit);
-        if !plain || (part.len() > 1 && part[0] == b'0') {
-            return None;
+    let mut count = 0; // octets finished
+    let mut value = 0u16; // of the octet being read
+    let mut digits = 0; // of the octet being read
+    for &b in text.as_bytes() {
+        match b {
+            b'0'..=b'9' => {
+                // No leading zeros, at most three digits, at most 255.
+                if digits == 1 && value == 0 {
+                    return None;
+                }
+                value = value * 10 + u16::from(b - b'0');
+                digits += 1;
+                if digits > 3 || value > 255 {
+                    return None;
+                }
+            }
+            b'.' if digits > 0 && count < 3 => {
+                octets[count] = u8::try_from(value).ok()?;
+                count += 1;
+                (value, digits) = (0, 0);
+            }
+            _ => return None,
         }
-        let value = part.iter().fold(0u16, |v, d| v * 10 + u16::from(d - b'0'));
-        *octet = u8::try_from(value).ok()?;
     }
+    if count != 3 || digits == 0 {
+        return None;
+    }
+    octets[3] = u8::try_from(value).ok()?;
     Some(Ipv4Addr::from(octets))
 }
 
