@@ -423,3 +423,48 @@ def test_error_about_a_connection_the_node_opened(bed: tuple[Testbed, Wire]) -> 
                 delivered = listener.recv(65535)
         assert delivered is not None, "the error was not delivered to the node"
         assert delivered == ours, "\n".join(field_diffs(delivered, ours))
+
+
+def test_error_the_node_sends_about_a_forwarded_connection(bed: tuple[Testbed, Wire]) -> None:
+    """Sent by the node: RELATED in OUTPUT, rewritten in POSTROUTING; NAT drops it for a bad checksum."""
+    tb, wire = bed
+    a = ADDR[4]
+    node = Node(tb, wire, 4)
+    seen = node.send("client", build_packet("tcp", a["client"], a["vip"], 40020, 80), "NEW")
+    assert seen is not None
+    sender = _netns.call_in(
+        tb.node, lambda: socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+    )
+    with sender:
+        good = build_packet(
+            "icmp", "10.253.1.1", a["client"], 0, 1400, icmp_type=3, icmp_code=4, payload=seen
+        )
+        good = _with_ident(good, 99)
+        bad = bytearray(good)
+        bad[23] ^= 1
+        for error, state in ((bytes(bad), None), (good, "RELATED")):
+            (outcome,) = node.nf.outcomes(kubenat.Packet.from_bytes(error), from_="local")
+            assert outcome.result.ct_state == "RELATED"
+            ours = node.nf.process(error, link="ip", from_="local")
+            wire.drain()
+            try:
+                sender.sendto(error, (a["client"], 0))
+                refused = None
+            except PermissionError as exc:
+                refused = exc
+            if state is None:
+                # netfilter dropped it in OUTPUT: the socket gets EPERM, nothing leaves.
+                assert ours is None and refused is not None
+                continue
+            assert refused is None
+            got = wire.wait("client")
+            assert got == [ours], "\n".join(field_diffs(got[0], ours or b""))
+
+
+def _with_ident(ip: bytes, ident: int) -> bytes:
+    """An IPv4 packet with another identification (a raw socket replaces 0 with its own)."""
+    data = bytearray(ip)
+    struct.pack_into("!HH", data, 4, ident, 0)
+    struct.pack_into("!H", data, 10, 0)
+    struct.pack_into("!H", data, 10, _checksum(bytes(data[:20])))
+    return bytes(data)
