@@ -192,8 +192,8 @@ impl Walk<'_> {
 
 /// `physdev_mt`. `indev`: the bridge port the packet arrived on (`None`: it did not come
 /// through a bridge, so no option holds unless inverted); `outdev`: the port a bridged packet
-/// leaves by (known in FORWARD and POSTROUTING). As in the kernel, `--physdev-in` is not tested
-/// without an input port, nor `--physdev-out` without an output port.
+/// leaves by (known in FORWARD and POSTROUTING). With a bridge but no output port (a routed
+/// packet), `--physdev-out` fails inverted or not (checked on a 6.18 kernel).
 fn physdev(p: &PhysdevMatch, indev: Option<&str>, outdev: Option<&str>) -> bool {
     let Some(indev) = indev else {
         let inverted_or_absent = |o: Option<bool>| o.map_or(true, |present| !present);
@@ -211,6 +211,7 @@ fn physdev(p: &PhysdevMatch, indev: Option<&str>, outdev: Option<&str>) -> bool 
         && p.physdev_in.as_ref().map_or(true, |n| n.apply(n.value.matches(indev)))
         && match (&p.physdev_out, outdev) {
             (Some(n), Some(out)) => n.apply(n.value.matches(out)),
-            _ => true,
+            (Some(_), None) => false,
+            (None, _) => true,
         }
 }
