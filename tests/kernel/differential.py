@@ -79,7 +79,7 @@ def check(
     for path in ("in", "out"):
         chosen = [p for p in batch if p.path == path]
         packets = [build_packet(p.proto, p.src, p.dst, p.sport, p.dport) for p in chosen]
-        for probe, obs in zip(chosen, bed.inject_batch(packets, path=path), strict=True):
+        for probe, obs in zip(chosen, model.inject(packets, path), strict=True):
             count += 1
             KINDS[(obs.verdict, obs.local_delivery, obs.dnat, obs.masquerade, obs.mark or 0, path)] += 1
             verdicts = model.outcomes(obs.sent, path)

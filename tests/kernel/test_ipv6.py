@@ -104,3 +104,19 @@ def test_general_ipv6_rulesets() -> None:
 
         run()
     assert sum(compared) >= 6 * IPV6_EXAMPLES
+
+
+def test_ipv6_masquerade_to_a_local_address() -> None:
+    """IPv6 source address selection prefers the destination itself when it is one of the node's
+    addresses (RFC 6724 rule 1): MASQUERADE of node-to-node traffic over lo takes it."""
+    text = "*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+    text += ":POSTROUTING ACCEPT [0:0]\n-A POSTROUTING -j MASQUERADE\nCOMMIT\n"
+    batch = [
+        Probe(proto, "fd00:253:1::1", "fd00:253:2::1", 41000 + i, 53, "out")
+        for i, proto in enumerate(("icmp", "udp", "tcp"))
+    ]
+    with Testbed(**TESTBED_OPTIONS) as bed:
+        count, problems = check(bed, text, batch, family=6)
+        local = bed.inject(build_packet("udp", "fd00:253:1::1", "fd00:253:2::1", 41009, 53), path="out")
+    assert count == 3 and not problems, problems
+    assert local.local_delivery and local.src == "fd00:253:2::1"

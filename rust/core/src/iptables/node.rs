@@ -363,6 +363,11 @@ impl Node {
     /// the kernel's `inet_select_addr` — the first universe-scope address of any interface.
     pub fn masquerade_source(&self, out: &str, dst: &IpAddr) -> Option<IpAddr> {
         let family = Family::of(dst);
+        if family == Family::V6 && self.is_local(dst) {
+            // IPv6 source address selection (RFC 6724 rule 1, "prefer same address"): traffic
+            // to one of the node's own addresses is sent from that very address.
+            return Some(*dst);
+        }
         let usable = |a: &&IfaceAddr| Family::of(&a.addr) == family && !a.is_host_scope() && !is_link_local(&a.addr);
         if let Some(iface) = self.interface(out) {
             let mut candidates = iface.addrs.iter().filter(usable);
@@ -449,6 +454,8 @@ mod tests {
         let eth0 = Interface { name: "eth0".into(), addrs: vec![IfaceAddr::parse("fd00:1::1/64").unwrap()] };
         let n = Node::new(vec![], vec![eth0], vec![]).unwrap();
         let m = |a: &str, mask: u16| n.addr_type6_matches(&a.parse().unwrap(), None, mask);
+        // MASQUERADE to one of our own addresses (over lo) takes that address as the source.
+        assert_eq!(n.masquerade_source("lo", &ip("fd00:1::1")), Some(ip("fd00:1::1")));
         // A local address is UNICAST and LOCAL at once (IPv4 would say only LOCAL).
         assert!(m("fd00:1::1", AddrTypes::UNICAST));
         assert!(m("fd00:1::1", AddrTypes::LOCAL));
