@@ -32,10 +32,12 @@ pub struct LeanClassifier {
 impl LeanClassifier {
     /// Shares `classifier`'s compiled ruleset; packets arrive on its default interface.
     #[new]
-    fn new(classifier: &Bound<'_, Classifier>) -> LeanClassifier {
-        let inner = Arc::clone(classifier.get().compiled_arc());
-        let iface = inner.default_iface();
-        LeanClassifier { inner, iface }
+    fn new(classifier: &Bound<'_, Classifier>) -> PyResult<LeanClassifier> {
+        guard(std::panic::AssertUnwindSafe(|| {
+            let inner = Arc::clone(classifier.get().compiled_arc());
+            let iface = inner.default_iface();
+            Ok(LeanClassifier { inner, iface })
+        }))
     }
 
     /// `Classifier.classify(src, dst, proto, sport, dport, seed=seed)` with integer addresses:
