@@ -98,7 +98,12 @@ impl Walk<'_> {
                     None
                 };
                 let node = &self.nf.node;
-                let test = |n: &Neg<AddrTypes>, a: &IpAddr| n.apply(node.addr_type(a, dev) & n.value.0 != 0);
+                let test = |n: &Neg<AddrTypes>, a: &IpAddr| {
+                    n.apply(match a {
+                        IpAddr::V6(v6) => node.addr_type6_matches(v6, dev, n.value.0),
+                        IpAddr::V4(_) => node.addr_type(a, dev) & n.value.0 != 0,
+                    })
+                };
                 src.as_ref().map_or(true, |n| test(n, &f.src)) && dst.as_ref().map_or(true, |n| test(n, &f.dst))
             }
             Match::Statistic(n) => {

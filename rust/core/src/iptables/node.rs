@@ -280,6 +280,53 @@ impl Node {
         }
     }
 
+    /// Whether an IPv6 address has the `addrtype` types of `mask` (`match_type6` in
+    /// `xt_addrtype.c`). Unlike IPv4, where an address has one type, an IPv6 address is checked
+    /// against each asked-for type: UNICAST, MULTICAST and UNSPEC by the address's format (so
+    /// a local address is UNICAST too), LOCAL, ANYCAST and UNREACHABLE by a route lookup (an
+    /// address without a route is only UNREACHABLE; with `dev`, LOCAL means owned by `dev`).
+    pub fn addr_type6_matches(&self, a: &Ipv6Addr, dev: Option<&str>, mask: u16) -> bool {
+        let multicast = a.is_multicast();
+        let unspecified = a.is_unspecified();
+        let unicast = !multicast && !unspecified && a.to_ipv4_mapped().is_none();
+        if (mask & AddrTypes::MULTICAST != 0 && !multicast)
+            || (mask & AddrTypes::UNICAST != 0 && !unicast)
+            || (mask & AddrTypes::UNSPEC != 0 && !unspecified)
+        {
+            return false;
+        }
+        if mask & (AddrTypes::LOCAL | AddrTypes::ANYCAST | AddrTypes::UNREACHABLE) == 0 {
+            return true;
+        }
+        let addr = IpAddr::V6(*a);
+        let local = self.is_local(&addr);
+        let mut found = 0;
+        if let Some(d) = dev {
+            if self.owner(&addr).is_some_and(|o| o.name == d) {
+                found = AddrTypes::LOCAL;
+            }
+        }
+        if !local && self.route(&addr).is_none() {
+            return mask & AddrTypes::UNREACHABLE != 0;
+        }
+        if dev.is_none() && local {
+            found |= AddrTypes::LOCAL;
+        }
+        // The subnet-router anycast address of a connected prefix (all host bits zero).
+        let anycast = self.interfaces.iter().flat_map(|i| &i.addrs).any(|x| match x.addr {
+            IpAddr::V6(own) if x.prefix < 127 => {
+                let host_bits = 128 - u32::from(x.prefix);
+                let net = u128::from(own).checked_shr(host_bits).unwrap_or(0).checked_shl(host_bits).unwrap_or(0);
+                net == u128::from(*a)
+            }
+            _ => false,
+        });
+        if anycast {
+            found |= AddrTypes::ANYCAST;
+        }
+        mask & found != 0
+    }
+
     /// Whether a destination is delivered locally (local, broadcast or multicast).
     pub fn delivers_locally(&self, dst: &IpAddr) -> bool {
         self.is_local(dst) || self.addr_type(dst, None) & (AddrTypes::BROADCAST | AddrTypes::MULTICAST) != 0
@@ -316,6 +363,11 @@ impl Node {
     /// the kernel's `inet_select_addr` — the first universe-scope address of any interface.
     pub fn masquerade_source(&self, out: &str, dst: &IpAddr) -> Option<IpAddr> {
         let family = Family::of(dst);
+        if family == Family::V6 && self.is_local(dst) {
+            // IPv6 source address selection (RFC 6724 rule 1, "prefer same address"): traffic
+            // to one of the node's own addresses is sent from that very address.
+            return Some(*dst);
+        }
         let usable = |a: &&IfaceAddr| Family::of(&a.addr) == family && !a.is_host_scope() && !is_link_local(&a.addr);
         if let Some(iface) = self.interface(out) {
             let mut candidates = iface.addrs.iter().filter(usable);
@@ -395,6 +447,27 @@ mod tests {
         assert_eq!(n.addr_type(&ip("224.0.0.1"), None), AddrTypes::MULTICAST);
         assert_eq!(n.addr_type(&ip("8.8.8.8"), None), AddrTypes::UNICAST);
         assert_eq!(n.addr_type(&ip("127.0.0.1"), Some("lo")), AddrTypes::LOCAL);
+    }
+
+    #[test]
+    fn ipv6_addr_types_are_checked_one_by_one() {
+        let eth0 = Interface { name: "eth0".into(), addrs: vec![IfaceAddr::parse("fd00:1::1/64").unwrap()] };
+        let n = Node::new(vec![], vec![eth0], vec![]).unwrap();
+        let m = |a: &str, mask: u16| n.addr_type6_matches(&a.parse().unwrap(), None, mask);
+        // MASQUERADE to one of our own addresses (over lo) takes that address as the source.
+        assert_eq!(n.masquerade_source("lo", &ip("fd00:1::1")), Some(ip("fd00:1::1")));
+        // A local address is UNICAST and LOCAL at once (IPv4 would say only LOCAL).
+        assert!(m("fd00:1::1", AddrTypes::UNICAST));
+        assert!(m("fd00:1::1", AddrTypes::LOCAL));
+        assert!(m("fd00:1::1", AddrTypes::UNICAST | AddrTypes::LOCAL));
+        assert!(!m("fd00:1::5", AddrTypes::LOCAL));
+        assert!(!m("ff02::1", AddrTypes::UNICAST));
+        assert!(m("ff02::1", AddrTypes::MULTICAST));
+        // Types of the format are all required: nothing is UNICAST and MULTICAST.
+        assert!(!m("ff02::1", AddrTypes::UNICAST | AddrTypes::MULTICAST));
+        assert!(m("::", AddrTypes::UNSPEC));
+        assert!(!m("::ffff:10.0.0.1", AddrTypes::UNICAST));
+        assert!(m("fd00:1::", AddrTypes::ANYCAST));
     }
 
     #[test]
