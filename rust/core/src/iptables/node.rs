@@ -84,6 +84,26 @@ pub struct Route {
     pub iface: String,
 }
 
+/// A port of a bridge and the hosts behind it (where a bridged packet to them leaves).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BridgePort {
+    /// Port device name (`veth1234`); not an interface of its own.
+    pub name: String,
+    /// Addresses reached through this port.
+    pub hosts: Vec<IpAddr>,
+}
+
+/// A Linux bridge of the node (one of its interfaces) with its ports. Packets arriving on a
+/// port go through iptables with `br_netfilter` (`bridge-nf-call-iptables=1`, as Kubernetes
+/// requires): `-i` sees the bridge, `-m physdev` the port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bridge {
+    /// The bridge interface (`cni0`).
+    pub name: String,
+    /// Its ports.
+    pub ports: Vec<BridgePort>,
+}
+
 /// The node: local addresses, interfaces (lo first), routes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Node {
@@ -95,6 +115,8 @@ pub struct Node {
     explicit_routes: bool,
     /// `net.ipv4.conf.*.route_localnet`: whether 127.0.0.0/8 may be routed off `lo`.
     route_localnet: bool,
+    /// Bridges and their ports.
+    bridges: Vec<Bridge>,
 }
 
 /// Name of the loopback interface.
@@ -141,7 +163,48 @@ impl Node {
             }
         }
         let explicit_routes = !routes.is_empty();
-        Ok(Node { local, interfaces, routes, explicit_routes, route_localnet: false })
+        Ok(Node { local, interfaces, routes, explicit_routes, route_localnet: false, bridges: Vec::new() })
+    }
+
+    /// Declares bridges: each must be an interface of the node; a port name must be unique and
+    /// not an interface (packets arrive on a port, and leave by one when bridged).
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] naming the bridge or port.
+    pub fn with_bridges(mut self, bridges: Vec<Bridge>) -> Result<Node> {
+        let mut seen: Vec<&str> = Vec::new();
+        for b in &bridges {
+            if self.interface(&b.name).is_none() || b.name == LOOPBACK {
+                return Err(Error::invalid("bridges", format!("bridge {:?} is not an interface of the node", b.name)));
+            }
+            for p in &b.ports {
+                if self.interface(&p.name).is_some() || seen.contains(&p.name.as_str()) {
+                    return Err(Error::invalid(
+                        "bridges",
+                        format!("port {:?} of bridge {:?} is an interface or another port", p.name, b.name),
+                    ));
+                }
+                seen.push(&p.name);
+            }
+        }
+        self.bridges = bridges;
+        Ok(self)
+    }
+
+    /// The bridges.
+    pub fn bridges(&self) -> &[Bridge] {
+        &self.bridges
+    }
+
+    /// The bridge a port belongs to.
+    pub fn bridge_of_port(&self, port: &str) -> Option<&Bridge> {
+        self.bridges.iter().find(|b| b.ports.iter().any(|p| p.name == port))
+    }
+
+    /// The port of `bridge` a host is behind.
+    pub fn port_for(&self, bridge: &str, host: &IpAddr) -> Option<&str> {
+        let b = self.bridges.iter().find(|b| b.name == bridge)?;
+        b.ports.iter().find(|p| p.hosts.contains(host)).map(|p| p.name.as_str())
     }
 
     /// Sets `route_localnet` (kube-proxy turns it on for localhost NodePorts). Off, as by the
