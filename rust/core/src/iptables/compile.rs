@@ -167,6 +167,11 @@ impl Compiled {
         match fast {
             Some(p) => {
                 let mut chooser = Chooser::Sample(Rng::new(seed));
+                if let Some(f) = &p.fused {
+                    if let Some(d) = f.classify(p, pkt, &mut chooser, &mut scratch.stack)? {
+                        return Ok(d);
+                    }
+                }
                 Walk::run(p, pkt, &mut chooser, &mut scratch.stack)
             }
             None => {

@@ -16,6 +16,7 @@ use crate::iptables::ast::{
     ConnmarkOp, Match, MultiportSide, Neg, PortRange, RejectWith, Ruleset, Statistic, TableName, Target,
 };
 use crate::iptables::compiled::dispatch::{self, Dispatch};
+use crate::iptables::compiled::fused::Fused;
 use crate::iptables::compiled::node4::{Node4, NO_IFACE};
 use crate::iptables::eval::{hook_slot, table_slot};
 use crate::iptables::links;
@@ -283,6 +284,8 @@ pub struct Program {
     pub node: Node4,
     /// Whether conntrack accepts a TCP packet with these flags as a new connection.
     pub tcp_new_ok: [bool; 256],
+    /// The fused kube-proxy fast path, when the ruleset's entry qualifies.
+    pub fused: Option<Fused>,
 }
 
 /// `valid_new` for every TCP flags byte (the only input it reads for a TCP first fragment).
@@ -391,6 +394,7 @@ impl Program {
             maps: Vec::new(),
             node: node4,
             tcp_new_ok: tcp_table(),
+            fused: None,
         };
         let total: usize = ruleset.tables.iter().flat_map(|t| &t.chains).map(|c| c.rules.len()).sum();
         if u32::try_from(total).is_err() {
@@ -451,6 +455,7 @@ impl Program {
         for c in 0..p.chains.len() {
             p.accelerate(c);
         }
+        p.fused = Fused::build(&p);
         Ok(p)
     }
 
@@ -710,6 +715,12 @@ impl Program {
             + self.ranges.len() * std::mem::size_of::<PortRange>()
             + self.chains.len() * std::mem::size_of::<CChain>()
             + self.maps.iter().map(Dispatch::bytes).sum::<usize>()
+            + self.fast_bytes()
+    }
+
+    /// Bytes of the fused fast path (what a first packet of a service touches).
+    pub fn fast_bytes(&self) -> usize {
+        self.fused.as_ref().map_or(0, Fused::bytes)
     }
 
     /// Bytes of the dispatch tables alone.
