@@ -23,6 +23,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from kubenat._core import Packet
+from kubenat.strategies_rules import rulesets
 
 PROTOCOLS = ("tcp", "udp", "sctp", "icmp")
 
@@ -96,127 +97,8 @@ def packets(
 
 # ----------------------------------------------------------------------------------- rulesets
 
-_NETS = ("10.0.0.0/8", "10.1.0.0/16", "10.1.2.0/24", "10.1.2.3/32", "10.96.0.10/32", "192.168.0.0/16")
-_HOOKS = {
-    "raw": ("PREROUTING", "OUTPUT"),
-    "mangle": ("PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"),
-    "nat": ("PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"),
-    "filter": ("INPUT", "FORWARD", "OUTPUT"),
-}
-_IN_HOOKS = {"PREROUTING", "INPUT", "FORWARD"}
-_OUT_HOOKS = {"FORWARD", "OUTPUT", "POSTROUTING"}
-
-
-def _match_kinds(hook: str, proto: str | None) -> list[str]:
-    kinds = ["src", "dst", "mark", "comment", "addrtype", "ctstate", "statistic"]
-    if proto in ("tcp", "udp", "sctp"):
-        kinds += ["dport", "sport", "multiport"]
-    if proto == "icmp":
-        kinds.append("icmp")
-    if hook in _IN_HOOKS:
-        kinds.append("in")
-    if hook in _OUT_HOOKS:
-        kinds.append("out")
-    return kinds
-
-
-@st.composite
-def _match(draw: st.DrawFn, kind: str, proto: str | None) -> str:
-    neg = "! " if draw(st.integers(0, 4)) == 0 else ""
-    if kind in ("src", "dst"):
-        return f"{neg}-{kind[0]} {draw(st.sampled_from(_NETS))}"
-    if kind == "mark":
-        return f"-m mark {neg}--mark {draw(st.sampled_from(['0x1', '0x4000/0x4000', '0x2/0x3']))}"
-    if kind == "comment":
-        return f'-m comment --comment "{draw(st.sampled_from(["a", "kube svc", "x-y"]))}"'
-    if kind == "addrtype":
-        side = draw(st.sampled_from(["--dst-type", "--src-type"]))
-        return f"-m addrtype {neg}{side} {draw(st.sampled_from(['LOCAL', 'UNICAST']))}"
-    if kind == "ctstate":
-        return f"-m conntrack {neg}--ctstate {draw(st.sampled_from(['NEW', 'ESTABLISHED', 'DNAT']))}"
-    if kind == "statistic":
-        return f"-m statistic --mode random --probability {draw(st.sampled_from(['0.5', '0.25']))}"
-    if kind == "dport":
-        return f"-m {proto} {neg}--dport {draw(st.sampled_from(['53', '80', '443', '30000:32767']))}"
-    if kind == "sport":
-        return f"-m {proto} {neg}--sport {draw(st.sampled_from(['1000', '40000:50000']))}"
-    if kind == "multiport":
-        return f"-m multiport {neg}--dports {draw(st.sampled_from(['80,443', '53,8080', '1:100,30080']))}"
-    if kind == "icmp":
-        return f"-m icmp {neg}--icmp-type {draw(st.sampled_from(['echo-request', 'echo-reply']))}"
-    iface = draw(st.sampled_from(["eth0", "eth1", "eth+", "lo"]))
-    return f"{neg}-{'i' if kind == 'in' else 'o'} {iface}"
-
-
-@st.composite
-def _target(draw: st.DrawFn, table: str, hook: str, proto: str | None, chains: list[str], user: bool) -> str:
-    ported = proto in ("tcp", "udp", "sctp")
-    options = ["MARK", "ACCEPT"] + (["RETURN"] if user else []) + (["jump", "goto"] if chains else [])
-    if table == "filter":
-        options += ["DROP", "REJECT"]
-    elif table == "nat" and hook in ("PREROUTING", "OUTPUT"):
-        options += ["DNAT", "REDIRECT"] if ported else ["DNAT"]
-    elif table == "nat":
-        options += ["SNAT", "MASQUERADE"] if hook == "POSTROUTING" else ["SNAT"]
-    kind = draw(st.sampled_from(options))
-    if kind == "MARK":
-        how = draw(st.sampled_from(["--set-xmark 0x4000/0x4000", "--set-mark 0x1", "--or-mark 0x2"]))
-        return f"-j MARK {how}"
-    if kind in ("jump", "goto"):
-        return f"{'-j' if kind == 'jump' else '-g'} {draw(st.sampled_from(chains))}"
-    if kind == "REJECT":
-        return "-j REJECT --reject-with " + draw(
-            st.sampled_from(["icmp-port-unreachable", "icmp-host-prohibited"])
-        )
-    if kind == "DNAT":
-        port = f":{draw(st.sampled_from([80, 8080]))}" if ported and draw(st.booleans()) else ""
-        return f"-j DNAT --to-destination {draw(st.sampled_from(['10.244.3.7', '10.1.9.9']))}{port}"
-    if kind == "REDIRECT":
-        return f"-j REDIRECT --to-ports {draw(st.sampled_from([8080, 15001]))}"
-    if kind == "SNAT":
-        return f"-j SNAT --to-source {draw(st.sampled_from(['10.253.2.1', '10.9.9.9']))}"
-    return f"-j {kind}"
-
-
-@st.composite
-def _rule(draw: st.DrawFn, table: str, hook: str, chains: list[str], user: bool) -> str:
-    proto = draw(st.sampled_from([None, "tcp", "udp", "icmp", "sctp"]))
-    parts = [f"-p {proto}"] if proto else []
-    # iptables refuses a repeated -s/-d/-i/-o, so each kind of match appears at most once.
-    kinds = draw(st.lists(st.sampled_from(_match_kinds(hook, proto)), max_size=3, unique=True))
-    parts += [draw(_match(kind, proto)) for kind in kinds]
-    parts.append(draw(_target(table, hook, proto, chains, user)))
-    return " ".join(parts)
-
-
-@st.composite
-def rulesets(draw: st.DrawFn, *, tables: tuple[str, ...] = tuple(_HOOKS)) -> str:
-    """iptables-save text of a random IPv4 ruleset that the kernel accepts (targets only where
-    their table and hook allow them, user chains without loops)."""
-    sections = []
-    chosen = draw(st.lists(st.sampled_from(sorted(tables)), min_size=1, max_size=len(tables), unique=True))
-    for table in sorted(chosen, key=list(_HOOKS).index):
-        lines = [f"*{table}"]
-        policies = {hook: "ACCEPT" for hook in _HOOKS[table]}
-        if table == "filter":
-            policies.update({hook: draw(st.sampled_from(["ACCEPT", "DROP"])) for hook in _HOOKS[table]})
-        lines += [f":{hook} {policy} [0:0]" for hook, policy in policies.items()]
-        rules: list[str] = []
-        for hook in _HOOKS[table]:
-            # Each user chain serves one hook, and may only jump to chains declared after it.
-            names = [f"{hook[:3]}{i}" for i in range(draw(st.integers(0, 2)))]
-            lines += [f":{name} - [0:0]" for name in names]
-            for i, name in enumerate(names):
-                rules += [
-                    f"-A {name} {draw(_rule(table, hook, names[i + 1 :], True))}"
-                    for _ in range(draw(st.integers(0, 3)))
-                ]
-            rules += [
-                f"-A {hook} {draw(_rule(table, hook, names, False))}" for _ in range(draw(st.integers(0, 4)))
-            ]
-        sections.append("\n".join([*lines, *rules, "COMMIT"]))
-    return "\n".join(sections) + "\n"
-
+# rulesets(*, tables, family, nets, ports, endpoints, snat_sources, in_interfaces, out_interfaces)
+# lives in kubenat.strategies_rules (it is also the kernel suite's generator).
 
 # ----------------------------------------------------------------------------------- Kubernetes
 

@@ -24,7 +24,7 @@ COMMIT
 :OUTPUT ACCEPT [0:0]
 -A FORWARD -d fd00:96::20/128 -p tcp -j REJECT --reject-with tcp-reset
 -A FORWARD -d fd00:96::21/128 -j REJECT --reject-with icmp6-adm-prohibited
--A FORWARD -d fd00:96::22/128 -j DROP
+-A FORWARD -d fd00:96::22/128 -p ipv6-icmp -m icmp6 --icmpv6-type 128 -j DROP
 COMMIT
 """
 

@@ -235,16 +235,48 @@ def retag(data: bytes, tag: int) -> bytes:
 def with_source_port(data: bytes, port: int) -> bytes:
     """The packet with another source port (ICMP echo: identifier), transport checksum redone."""
     packet = parse(data)
+    if packet.proto not in (TCP, UDP, SCTP) and not (
+        packet.proto in (ICMP, ICMPV6) and packet.sport is not None
+    ):
+        raise PacketError(f"a {packet.proto_name} packet has no port to vary", layer="ip", field="protocol")
+    return with_fields(data, sport=port)
+
+
+def with_fields(
+    data: bytes,
+    *,
+    src: str | None = None,
+    dst: str | None = None,
+    sport: int | None = None,
+    dport: int | None = None,
+) -> bytes:
+    """The packet with other addresses / ports (ICMP echo: ``sport`` is the identifier), every
+    checksum redone. Fields the packet does not have are left alone."""
+    packet = parse(data)
     start = len(data) - len(packet.l4)
+    header = bytearray(data[:start])
+    version = packet.version
+    width, at = (4, 12) if version == 4 else (16, 8)
+    if src is not None:
+        header[at : at + width] = ipaddress.ip_address(src).packed
+    if dst is not None:
+        header[at + width : at + 2 * width] = ipaddress.ip_address(dst).packed
+    if version == 4:
+        ihl = (header[0] & 0x0F) * 4
+        struct.pack_into("!H", header, 10, 0)
+        struct.pack_into("!H", header, 10, checksum(bytes(header[:ihl])))
     l4 = bytearray(packet.l4)
     if packet.proto in (TCP, UDP, SCTP):
-        struct.pack_into("!H", l4, 0, port)
-    elif packet.proto in (ICMP, ICMPV6) and packet.sport is not None:
-        struct.pack_into("!H", l4, 4, port)
-    else:
-        raise PacketError(f"a {packet.proto_name} packet has no port to vary", layer="ip", field="protocol")
-    offset = {TCP: 16, UDP: 6, ICMP: 2, ICMPV6: 2, SCTP: 8}[packet.proto]
+        if sport is not None:
+            struct.pack_into("!H", l4, 0, sport)
+        if dport is not None:
+            struct.pack_into("!H", l4, 2, dport)
+    elif packet.proto in (ICMP, ICMPV6) and packet.sport is not None and sport is not None:
+        struct.pack_into("!H", l4, 4, sport)
+    offset = {TCP: 16, UDP: 6, ICMP: 2, ICMPV6: 2, SCTP: 8}.get(packet.proto)
+    if offset is None:
+        return bytes(header) + bytes(l4)
     struct.pack_into("!I" if packet.proto == SCTP else "!H", l4, offset, 0)
-    src = ipaddress.ip_address(packet.src).packed
-    dst = ipaddress.ip_address(packet.dst).packed
-    return data[:start] + _l4_with_checksum(packet.version, src, dst, packet.proto, l4)
+    s_ip = bytes(header[at : at + width])
+    d_ip = bytes(header[at + width : at + 2 * width])
+    return bytes(header) + _l4_with_checksum(version, s_ip, d_ip, packet.proto, l4)

@@ -7,7 +7,6 @@ probe sent by the node itself is locally generated.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,9 +34,6 @@ class Verdicts:
     outcomes: list[tuple[float, Any]]
     """(probability, result) pairs."""
 
-    random_ports: bool = False
-    """Source NAT in these rules may choose ports at random."""
-
     def explain(self, observation: KernelObservation) -> list[str]:
         """Empty when the kernel's observation is one of kubenat's outcomes with a positive
         probability; otherwise the differences to the most likely outcome."""
@@ -45,7 +41,7 @@ class Verdicts:
         for probability, result in sorted(self.outcomes, key=lambda o: -o[0]):
             if probability <= 0:
                 continue
-            diffs = compare(observation, result, random_ports=self.random_ports)
+            diffs = compare(observation, result)
             if not diffs:
                 return []
             if best is None:
@@ -67,8 +63,6 @@ class Model:
             raise KernelError("this build of kubenat has no evaluator (kubenat.Netfilter)")
         ruleset = rules if hasattr(rules, "save") else _core_class("Ruleset").parse(str(rules))
         self.testbed = testbed
-        text = ruleset.save()
-        self.random_ports = re.search(r"-j (SNAT|MASQUERADE)\b.*--random", text) is not None
         self.netfilter = _core_class("Netfilter")(
             ruleset,
             local_addresses=testbed.local_addresses,
@@ -86,7 +80,7 @@ class Model:
         import kubenat
 
         found = self.netfilter.outcomes(kubenat.Packet.from_bytes(packet), from_=self.origin(path))
-        return Verdicts([(float(item.probability), item.result) for item in found], self.random_ports)
+        return Verdicts([(float(item.probability), item.result) for item in found])
 
     def process(self, packet: bytes, path: str, seed: int = 0) -> bytes | None:
         """The bytes kubenat says leave the node for this packet (None when none do)."""

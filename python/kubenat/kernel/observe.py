@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -124,16 +125,15 @@ def compare(
     result: Any,
     *,
     fields: tuple[str, ...] | None = None,
-    random_ports: bool = False,
 ) -> list[str]:
     """Differences between what the kernel did and kubenat's result; empty when they agree.
 
     ``result`` is kubenat's evaluation result (or any object / mapping with the same field
     names). Addresses and ports are compared only for ACCEPT (they are what left the node); the
     mark only when the kernel had a conntrack entry to carry it; conntrack tuples when both
-    sides have them. ``fields`` restricts the comparison. ``random_ports``: source NAT may pick
-    the source port at random (``--random``, ``--random-fully``), so a translated source port is
-    only checked to be a valid one (1024-65535).
+    sides have them. ``fields`` restricts the comparison. A field the result lists in
+    ``chosen`` (the kernel picks it at random or by a hash: ``--random``, port and address
+    ranges) is checked to be inside kubenat's span instead of equal to kubenat's value.
     """
     wanted = fields or (*_ALIASES, "conntrack")
     diffs: list[str] = []
@@ -141,8 +141,14 @@ def compare(
     if "verdict" in wanted and has and _normal(verdict) != observation.verdict:
         diffs.append(f"verdict: kernel {observation.verdict}, kubenat {_normal(verdict)}")
         return diffs
+    if observation.verdict == "REJECT" and "verdict" in wanted and observation.reject_with is not None:
+        # The kind of error the kernel sent back (ICMP type/code or RST) against --reject-with.
+        has, kind = _get(result, "reject_with")
+        if has and kind is not None and _normal(kind) != observation.reject_with:
+            diffs.append(f"reject-with: kernel {observation.reject_with}, kubenat {_normal(kind)}")
     if observation.verdict != "ACCEPT":
         return diffs
+    chosen: Mapping[str, tuple[Any, Any]] = _get(result, "chosen")[1] or {}
     for name in ("src", "sport", "dst", "dport", "masquerade", "out_interface", "local_delivery", "mark"):
         if name not in wanted:
             continue
@@ -157,10 +163,11 @@ def compare(
         if name == "out_interface" and observation.local_delivery:
             continue
         if name in ("sport", "dport") and observation.proto not in PORTED:
-            continue  # ICMP identifiers are not ports (kubenat reports 0)
-        if name == "sport" and random_ports and _source_translated(observation):
-            if not 1024 <= (observation.sport or 0) <= 65535:
-                diffs.append(f"sport: kernel {observation.sport} outside 1024-65535")
+            continue  # ICMP identifiers are not ports (kubenat reports 0); see icmp_id below
+        if name in chosen:
+            if not within(kernel, chosen[name]):
+                low, high = chosen[name]
+                diffs.append(f"{name}: kernel {kernel!r} outside kubenat's {low}-{high}")
             continue
         if name == "masquerade" and _get(result, "src")[1] == observation.src:
             continue  # SNAT to the interface's address looks the same as MASQUERADE on the wire
@@ -172,6 +179,12 @@ def compare(
             value = _normal(value)
         if kernel != value:
             diffs.append(f"{name}: kernel {kernel!r}, kubenat {value!r}")
+    if (
+        "icmp_id" in chosen
+        and observation.sport is not None
+        and not within(observation.sport, chosen["icmp_id"])
+    ):
+        diffs.append(f"icmp_id: kernel {observation.sport} outside kubenat's {chosen['icmp_id']}")
     if "conntrack" in wanted and observation.original is not None and observation.proto in PORTED:
         ct = result.get("conntrack") if isinstance(result, Mapping) else getattr(result, "conntrack", None)
         if ct is not None:
@@ -179,23 +192,30 @@ def compare(
                 mine = _tuple_of(getattr(observation, direction))
                 side = ct.get(direction) if isinstance(ct, Mapping) else getattr(ct, direction, None)
                 theirs = _tuple_of(side)
-                if random_ports and _source_translated(observation) and mine and theirs:
-                    # The translated source port is random: compare everything else.
-                    mine, theirs = _without_port(mine, direction), _without_port(theirs, direction)
+                if chosen and mine and theirs and direction == "reply":
+                    # The reply tuple holds the chosen values (reversed); they were checked above.
+                    mine, theirs = _without_chosen(mine, chosen), _without_chosen(theirs, chosen)
                 if theirs is not None and mine != theirs:
                     diffs.append(f"conntrack {direction}: kernel {mine}, kubenat {theirs}")
     return diffs
 
 
-def _source_translated(observation: KernelObservation) -> bool:
-    original, reply = observation.original, observation.reply
-    return (
-        original is not None
-        and reply is not None
-        and (reply.dst, reply.dport) != (original.src, original.sport)
-    )
+def within(value: Any, span: tuple[Any, Any]) -> bool:
+    """Whether a port (int) or address (text) lies in the inclusive span ``(low, high)``."""
+    low, high = span
+    if isinstance(low, int):
+        return isinstance(value, int) and low <= value <= high
+    try:
+        return ipaddress.ip_address(low) <= ipaddress.ip_address(value) <= ipaddress.ip_address(high)
+    except (TypeError, ValueError):
+        return False
 
 
-def _without_port(key: tuple[object, ...], direction: str) -> tuple[object, ...]:
-    """Drop the randomised port: in the reply tuple it is the destination port (src, dst, sport, dport)."""
-    return key[:3] if direction == "reply" else key
+# Where a translated field sits in a reply tuple (src, dst, sport, dport): reversed.
+_REPLY_SLOT = {"dst": 0, "src": 1, "dport": 2, "sport": 3}
+
+
+def _without_chosen(key: tuple[object, ...], chosen: Mapping[str, object]) -> tuple[object, ...]:
+    """A reply tuple with the slots of chosen fields blanked."""
+    slots = {_REPLY_SLOT[name] for name in chosen if name in _REPLY_SLOT}
+    return tuple(None if i in slots else v for i, v in enumerate(key))

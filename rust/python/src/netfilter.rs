@@ -327,6 +327,11 @@ impl PyResult_ {
     fn verdict(&self) -> &'static str {
         self.inner.verdict.name()
     }
+    /// For REJECT: the `--reject-with` kind (`icmp-port-unreachable`, `tcp-reset`, ...); else None.
+    #[getter]
+    fn reject_with(&self) -> Option<&'static str> {
+        self.inner.verdict.reject_with()
+    }
     /// The packet after NAT (None when evaluated from a Flow, or when not accepted).
     #[getter]
     fn packet(&self, py: Python<'_>) -> Option<Py<PyPacket>> {
@@ -383,6 +388,13 @@ impl PyResult_ {
     fn random_port(&self) -> bool {
         self.inner.random_port
     }
+    /// Translated fields the kernel chooses itself for this new connection (at random or by a
+    /// hash): field (`src`, `dst`, `sport`, `dport`, `icmp_id`) → inclusive (low, high) span.
+    /// The reported value of such a field is one of the span, not a prediction.
+    #[getter]
+    fn chosen<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        chosen_dict(py, &self.inner.chosen)
+    }
     /// The packet mark at the end.
     #[getter]
     fn mark(&self) -> u32 {
@@ -429,6 +441,7 @@ impl PyResult_ {
         d.set_item("snat", r.snat_text())?;
         d.set_item("masquerade", r.masquerade)?;
         d.set_item("random_port", r.random_port)?;
+        d.set_item("chosen", chosen_dict(py, &r.chosen)?)?;
         d.set_item("mark", mark_hex(r.mark))?;
         d.set_item("nat", r.nat.iter().map(|k| k.name()).collect::<Vec<_>>())?;
         d.set_item("ct_state", r.ct_state)?;
@@ -772,4 +785,20 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyOutcome>()?;
     m.add_class::<PyNetfilter>()?;
     Ok(())
+}
+
+/// `Result.chosen`: field → (low, high), ports as ints, addresses as strings.
+fn chosen_dict<'py>(
+    py: Python<'py>,
+    chosen: &[(&'static str, kubenat_core::iptables::nat::Chosen)],
+) -> PyResult<Bound<'py, PyDict>> {
+    use kubenat_core::iptables::nat::Chosen;
+    let d = PyDict::new(py);
+    for (field, span) in chosen {
+        match span {
+            Chosen::Port(lo, hi) => d.set_item(*field, (*lo, *hi))?,
+            Chosen::Addr(lo, hi) => d.set_item(*field, (lo.to_string(), hi.to_string()))?,
+        }
+    }
+    Ok(d)
 }

@@ -26,9 +26,102 @@ pub struct Binding {
     pub addr: IpAddr,
     /// New port of the manipulated side (unchanged for protocols without ports).
     pub port: u16,
-    /// The kernel picks the port at random (`--random`, `--random-fully`); `port` is then the
-    /// port kubenat reports, not a prediction.
-    pub random_port: bool,
+    /// The kernel picks the port (ICMP: the echo identifier) itself inside this span (at random,
+    /// or from a random offset); `port` is then the port kubenat reports, not a prediction.
+    pub port_span: Option<(u16, u16)>,
+    /// The kernel picks the address inside this range by a hash of the tuple; `addr` is then
+    /// the address kubenat reports, not a prediction.
+    pub addr_span: Option<(IpAddr, IpAddr)>,
+}
+
+impl Binding {
+    /// Whether the kernel chooses the port (or ICMP identifier) itself.
+    pub fn random_port(&self) -> bool {
+        self.port_span.is_some()
+    }
+}
+
+/// A translated field the kernel chooses itself: the reported value is one of the span, not a
+/// prediction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Chosen {
+    /// A port or ICMP echo identifier in `low..=high`.
+    Port(u16, u16),
+    /// An address in `low..=high`.
+    Addr(IpAddr, IpAddr),
+}
+
+/// What a packet carries in the place of ports, for NAT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum L4 {
+    /// TCP, UDP, SCTP, DCCP: ports.
+    Ported,
+    /// ICMP echo: the identifier, rewritten like a port.
+    Icmp,
+    /// Anything else: only addresses.
+    Other,
+}
+
+/// The ports a source NAT without a port range picks from: the original port's class, as the
+/// kernel keeps it (`nf_nat_l4proto_unique_tuple`: 1-511, 600-1023, 1024-65535).
+pub fn port_class(port: u16) -> (u16, u16) {
+    match port {
+        0..=511 => (1, 511),
+        512..=1023 => (600, 1023),
+        _ => (1024, 65535),
+    }
+}
+
+fn addr_inside(lo: IpAddr, hi: IpAddr, a: IpAddr) -> bool {
+    match (lo, hi, a) {
+        (IpAddr::V4(l), IpAddr::V4(h), IpAddr::V4(c)) => u32::from(l) <= u32::from(c) && u32::from(c) <= u32::from(h),
+        (IpAddr::V6(l), IpAddr::V6(h), IpAddr::V6(c)) => {
+            u128::from(l) <= u128::from(c) && u128::from(c) <= u128::from(h)
+        }
+        _ => false,
+    }
+}
+
+/// (address span, port span) of a binding: what the kernel chooses itself.
+pub type Spans = (Option<(IpAddr, IpAddr)>, Option<(u16, u16)>);
+
+/// Which translated fields the kernel chooses itself for a new connection without clashes
+/// (`get_unique_tuple` in `nf_nat_core.c`), as (address span, port span).
+///
+/// * An address range of more than one address is hashed, except that source NAT without
+///   `--random`/`--random-fully` keeps an original tuple that is already inside the range.
+/// * `--random`/`--random-fully` (`random_all`) on an ICMP echo draws the identifier from
+///   0-65535, for DNAT and REDIRECT too.
+/// * For ports, `random_all` draws from the given range of more than one port, or (source NAT
+///   without a range) from the original port's class; DNAT/REDIRECT without a range keep the port.
+/// * Without `random_all`, source NAT to a port range that does not hold the original port
+///   searches the range from a random offset; DNAT/REDIRECT take its first port.
+pub fn spans(
+    kind: NatKind,
+    range: Option<&NatRange>,
+    addr: IpAddr,
+    port: u16,
+    l4: L4,
+    random_all: bool,
+) -> Spans {
+    let source = matches!(kind, NatKind::Snat | NatKind::Masquerade);
+    let ports = range.and_then(|r| r.ports).filter(|_| l4 == L4::Ported);
+    let ports_inside = ports.map_or(true, |r| r.contains(port));
+    let addrs = range.and_then(|r| r.addrs).filter(|(lo, hi)| lo != hi).filter(|&(lo, hi)| {
+        let kept = source && !random_all && addr_inside(lo, hi, addr) && ports_inside;
+        !kept
+    });
+    let port_span = match l4 {
+        L4::Icmp => random_all.then_some((0, 65535)),
+        L4::Other => None,
+        L4::Ported => match ports {
+            Some(r) if r.first == r.last => None,
+            Some(r) if random_all || (source && !r.contains(port)) => Some((r.first, r.last)),
+            Some(_) => None,
+            None => (source && random_all).then(|| port_class(port)),
+        },
+    };
+    (addrs, port_span)
 }
 
 /// The port a range maps `current` to: kept when inside the range (the kernel keeps a unique
@@ -49,16 +142,7 @@ pub fn map_addr(range: Option<(IpAddr, IpAddr)>, current: IpAddr) -> IpAddr {
     match range {
         None => current,
         Some((lo, hi)) => {
-            let inside = match (lo, hi, current) {
-                (IpAddr::V4(l), IpAddr::V4(h), IpAddr::V4(c)) => {
-                    u32::from(l) <= u32::from(c) && u32::from(c) <= u32::from(h)
-                }
-                (IpAddr::V6(l), IpAddr::V6(h), IpAddr::V6(c)) => {
-                    u128::from(l) <= u128::from(c) && u128::from(c) <= u128::from(h)
-                }
-                _ => false,
-            };
-            if inside && lo != hi {
+            if addr_inside(lo, hi, current) && lo != hi {
                 current
             } else {
                 lo
@@ -73,7 +157,7 @@ pub fn from_range(kind: NatKind, range: Option<&NatRange>, addr: IpAddr, port: u
         None => (addr, port),
         Some(r) => (map_addr(r.addrs, addr), map_port(r.ports, port, has_ports)),
     };
-    Binding { kind, addr: a, port: p, random_port: false }
+    Binding { kind, addr: a, port: p, port_span: None, addr_span: None }
 }
 
 /// The loopback address of a family (REDIRECT of locally generated packets).
@@ -145,6 +229,37 @@ mod tests {
     }
 
     #[test]
+    fn spans_follow_the_kernel() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let r = |a: &str, b: &str, ports: Option<(u16, u16)>| NatRange {
+            addrs: Some((ip(a), ip(b))),
+            ports: ports.map(|(first, last)| PortRange { first, last }),
+        };
+        let one = r("10.0.0.1", "10.0.0.1", None);
+        // ICMP: the identifier is drawn from 0-65535 with --random, for every kind.
+        for kind in [NatKind::Dnat, NatKind::Redirect, NatKind::Snat, NatKind::Masquerade] {
+            assert_eq!(spans(kind, Some(&one), ip("1.2.3.4"), 7, L4::Icmp, true), (None, Some((0, 65535))));
+            assert_eq!(spans(kind, Some(&one), ip("1.2.3.4"), 7, L4::Icmp, false), (None, None));
+        }
+        // DNAT keeps its port without a range, draws inside a range only with --random.
+        assert_eq!(spans(NatKind::Dnat, Some(&one), ip("1.2.3.4"), 80, L4::Ported, true), (None, None));
+        let pr = r("10.0.0.1", "10.0.0.1", Some((8080, 8090)));
+        assert_eq!(spans(NatKind::Dnat, Some(&pr), ip("1.2.3.4"), 80, L4::Ported, false), (None, None));
+        assert_eq!(spans(NatKind::Dnat, Some(&pr), ip("1.2.3.4"), 80, L4::Ported, true).1, Some((8080, 8090)));
+        // Source NAT: class without a range, the range when the port is outside it.
+        assert_eq!(spans(NatKind::Snat, Some(&one), ip("1.2.3.4"), 700, L4::Ported, true).1, Some((600, 1023)));
+        assert_eq!(spans(NatKind::Snat, Some(&pr), ip("1.2.3.4"), 80, L4::Ported, false).1, Some((8080, 8090)));
+        assert_eq!(spans(NatKind::Snat, Some(&pr), ip("1.2.3.4"), 8085, L4::Ported, false).1, None);
+        // Address ranges are hashed; source NAT keeps an in-range source unless --random.
+        let ar = r("10.0.0.1", "10.0.0.9", None);
+        let span = Some((ip("10.0.0.1"), ip("10.0.0.9")));
+        assert_eq!(spans(NatKind::Dnat, Some(&ar), ip("10.0.0.5"), 80, L4::Ported, false).0, span);
+        assert_eq!(spans(NatKind::Snat, Some(&ar), ip("10.0.0.5"), 80, L4::Ported, false).0, None);
+        assert_eq!(spans(NatKind::Snat, Some(&ar), ip("10.0.0.5"), 80, L4::Ported, true).0, span);
+        assert_eq!(spans(NatKind::Snat, Some(&ar), ip("1.2.3.4"), 80, L4::Other, false).0, span);
+    }
+
+    #[test]
     fn bind_changes_reply_and_status() {
         let t = Tuple {
             proto: 6,
@@ -154,12 +269,24 @@ mod tests {
             dport: 80,
         };
         let mut e = CtEntry::new(t);
-        let b = Binding { kind: NatKind::Dnat, addr: "10.244.1.2".parse().unwrap(), port: 8080, random_port: false };
+        let b = Binding {
+            kind: NatKind::Dnat,
+            addr: "10.244.1.2".parse().unwrap(),
+            port: 8080,
+            port_span: None,
+            addr_span: None,
+        };
         assert!(bind(&mut e, Manip::Dst, &b, true));
         assert_eq!(e.reply.src, b.addr);
         assert_eq!(e.reply.sport, 8080);
         assert_ne!(e.status & status::DST_NAT, 0);
-        let same = Binding { kind: NatKind::Snat, addr: "10.0.0.1".parse().unwrap(), port: 1000, random_port: false };
+        let same = Binding {
+            kind: NatKind::Snat,
+            addr: "10.0.0.1".parse().unwrap(),
+            port: 1000,
+            port_span: None,
+            addr_span: None,
+        };
         assert!(!bind(&mut e, Manip::Src, &same, true));
         assert_eq!(e.status & status::SRC_NAT, 0);
     }

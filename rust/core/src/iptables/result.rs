@@ -79,6 +79,15 @@ impl Verdict {
             Verdict::Reject(_) => "REJECT",
         }
     }
+
+    /// For REJECT: the `--reject-with` name iptables-save prints (`icmp-port-unreachable`,
+    /// `tcp-reset`, `icmp6-adm-prohibited`, ...); None otherwise.
+    pub fn reject_with(&self) -> Option<&'static str> {
+        match self {
+            Verdict::Reject(with) => Some(crate::iptables::names::reject_name(*with)),
+            _ => None,
+        }
+    }
 }
 
 impl fmt::Display for Verdict {
@@ -178,6 +187,10 @@ pub struct EvalResult {
     /// Whether the kernel picks a translated port at random (`--random`, `--random-fully`):
     /// the reported port is then the original one, not a prediction.
     pub random_port: bool,
+    /// Translated fields (`src`, `dst`, `sport`, `dport`, `icmp_id`) the kernel chooses itself
+    /// for this packet's new connection: at random or by a hash of the tuple. The reported value
+    /// of such a field is one of its span, not a prediction.
+    pub chosen: Vec<(&'static str, crate::iptables::nat::Chosen)>,
     /// The packet mark at the end.
     pub mark: u32,
     /// Conntrack state of the packet (`NEW`, `ESTABLISHED`, `INVALID`, `UNTRACKED`).

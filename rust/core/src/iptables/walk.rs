@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use crate::error::{Error, Result};
-use crate::iptables::ast::{ConnmarkOp, Policy, Rule, TableName, Target};
+use crate::iptables::ast::{ConnmarkOp, NatRange, Policy, Rule, TableName, Target};
 use crate::iptables::chance::Chooser;
 use crate::iptables::conntrack::{status, valid_new, CtEntry, PacketCt};
 use crate::iptables::eval::{hook_slot, table_slot, Netfilter, RuleKey, State, MAX_VISITS};
@@ -68,6 +68,8 @@ pub(crate) struct Walk<'a> {
     hook: Hook,
     notrack: bool,
     nat: Vec<NatKind>,
+    /// Fields of this packet's new bindings that the kernel chooses itself.
+    chosen: Vec<(&'static str, nat::Chosen)>,
     trace: Option<Vec<TraceStep>>,
     visits: usize,
     commit: bool,
@@ -99,6 +101,7 @@ impl<'a> Walk<'a> {
             hook: Hook::Prerouting,
             notrack: false,
             nat: Vec::new(),
+            chosen: Vec::new(),
             trace: trace.then(Vec::new),
             visits: 0,
             commit: false,
@@ -378,9 +381,20 @@ impl<'a> Walk<'a> {
                         if let PacketCt::Tracked { entry, .. } = &mut self.ct {
                             nat::bind(entry, manip, &b, has_ports);
                             entry.mark_nat(b.kind);
-                            if b.random_port && has_ports {
+                            if b.random_port() && has_ports {
                                 entry.mark_random_port();
                             }
+                        }
+                        let (addr_field, port_field) = match manip {
+                            Manip::Dst => ("dst", "dport"),
+                            Manip::Src => ("src", "sport"),
+                        };
+                        if let Some((lo, hi)) = b.addr_span {
+                            self.chosen.push((addr_field, nat::Chosen::Addr(lo, hi)));
+                        }
+                        if let Some((lo, hi)) = b.port_span {
+                            let field = if self.flow.is_icmp() { "icmp_id" } else { port_field };
+                            self.chosen.push((field, nat::Chosen::Port(lo, hi)));
                         }
                         self.nat.push(b.kind);
                     }
@@ -556,6 +570,13 @@ impl<'a> Walk<'a> {
         let f = &self.flow;
         let has_ports = f.has_ports();
         let (sport, dport) = if f.is_icmp() { (f.icmp_id, f.icmp_id) } else { (f.sport, f.dport) };
+        let l4 = if f.is_icmp() {
+            nat::L4::Icmp
+        } else if has_ports {
+            nat::L4::Ported
+        } else {
+            nat::L4::Other
+        };
         let wrong_hook = |name: &str| {
             Err(Error::eval(format!(
                 "line {line}: {name} is not valid in nat {} (the kernel refuses this ruleset)",
@@ -568,11 +589,10 @@ impl<'a> Walk<'a> {
                     return wrong_hook("DNAT");
                 }
                 let mut b = nat::from_range(NatKind::Dnat, ranges.first(), f.dst, dport, has_ports);
-                // DNAT only changes the port inside a given range of more than one port.
-                b.random_port = *random && ranges.first().and_then(|r| r.ports).is_some_and(|p| p.first != p.last);
+                (b.addr_span, b.port_span) = nat::spans(NatKind::Dnat, ranges.first(), f.dst, dport, l4, *random);
                 Some(b)
             }
-            Target::Redirect { ports, .. } => {
+            Target::Redirect { ports, random } => {
                 if !matches!(hook, Hook::Prerouting | Hook::Output) {
                     return wrong_hook("REDIRECT");
                 }
@@ -581,11 +601,14 @@ impl<'a> Walk<'a> {
                 } else {
                     self.in_iface.as_deref().and_then(|i| self.nf.node.redirect_address(i, f.family()))
                 };
+                let range = NatRange { addrs: None, ports: *ports };
+                let (_, port_span) = nat::spans(NatKind::Redirect, Some(&range), f.dst, dport, l4, *random);
                 addr.map(|a| Binding {
                     kind: NatKind::Redirect,
                     addr: a,
                     port: nat::map_port(*ports, dport, has_ports),
-                    random_port: false,
+                    port_span,
+                    addr_span: None,
                 })
             }
             Target::Snat { ranges, random, random_fully, .. } => {
@@ -593,7 +616,8 @@ impl<'a> Walk<'a> {
                     return wrong_hook("SNAT");
                 }
                 let mut b = nat::from_range(NatKind::Snat, ranges.first(), f.src, sport, has_ports);
-                b.random_port = *random || *random_fully;
+                let all = *random || *random_fully;
+                (b.addr_span, b.port_span) = nat::spans(NatKind::Snat, ranges.first(), f.src, sport, l4, all);
                 Some(b)
             }
             Target::Masquerade { ports, random, random_fully } => {
@@ -601,11 +625,15 @@ impl<'a> Walk<'a> {
                     return wrong_hook("MASQUERADE");
                 }
                 let out = self.out_iface.as_deref().unwrap_or("");
+                let range = NatRange { addrs: None, ports: *ports };
+                let all = *random || *random_fully;
+                let (_, port_span) = nat::spans(NatKind::Masquerade, Some(&range), f.src, sport, l4, all);
                 self.nf.node.masquerade_source(out, &f.dst).map(|a| Binding {
                     kind: NatKind::Masquerade,
                     addr: a,
                     port: nat::map_port(*ports, sport, has_ports),
-                    random_port: *random || *random_fully,
+                    port_span,
+                    addr_span: None,
                 })
             }
             _ => None,
@@ -642,7 +670,9 @@ impl<'a> Walk<'a> {
             dnat,
             snat,
             masquerade,
-            random_port: self.ct.entry().is_some_and(|e| e.random_port()) && (dnat.is_some() || snat.is_some()),
+            random_port: (self.ct.entry().is_some_and(|e| e.random_port()) && (dnat.is_some() || snat.is_some()))
+                || self.chosen.iter().any(|(_, c)| matches!(c, nat::Chosen::Port(..))),
+            chosen: std::mem::take(&mut self.chosen),
             mark: self.mark,
             ct_state: self.ct.state_name(),
             conntrack,
