@@ -230,6 +230,47 @@ where
     Ok(cols)
 }
 
+/// Packets handed to the core batch call at a time (bounds the per-thread packet buffer).
+const SUB_BATCH: usize = 4096;
+
+/// Runs the compiled classifier's batch call over `threads` threads; `make(i)` builds packet `i`.
+fn run_compiled<F>(inner: &Compiled, n: usize, threads: usize, seed: u64, make: F) -> CoreResult<Columns>
+where
+    F: Fn(usize) -> Packet4 + Sync,
+{
+    let mut cols = Columns::new(n);
+    let chunks = split(&mut cols, threads);
+    let results: Vec<CoreResult<()>> = std::thread::scope(|s| {
+        let handles: Vec<_> = chunks
+            .into_iter()
+            .map(|(start, mut chunk)| {
+                let make = &make;
+                s.spawn(move || {
+                    let mut scratch = Scratch::default();
+                    let len = chunk.verdict.len();
+                    let mut pkts = Vec::with_capacity(SUB_BATCH.min(len));
+                    let mut out = vec![Decision::default(); SUB_BATCH.min(len)];
+                    let mut at = 0;
+                    while at < len {
+                        let m = SUB_BATCH.min(len - at);
+                        pkts.clear();
+                        pkts.extend((start + at..start + at + m).map(make));
+                        inner.classify_batch(&pkts, seed, (start + at) as u64, &mut scratch, &mut out[..m])?;
+                        for (k, d) in out[..m].iter().enumerate() {
+                            chunk.put(at + k, d);
+                        }
+                        at += m;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(Error::eval("a batch worker panicked")))).collect()
+    });
+    results.into_iter().collect::<CoreResult<Vec<()>>>()?;
+    Ok(cols)
+}
+
 fn write_column<'py, T: Element + Copy>(
     py: Python<'py>,
     out: Option<&Bound<'py, PyDict>>,
@@ -505,24 +546,26 @@ impl Classifier {
             }
             let seed = self.seed_or_entropy(seed);
             let threads = threads.clamp(1, 256).min(n.max(1));
+            let make = |i: usize| Packet4 {
+                src: src[i],
+                dst: dst[i],
+                proto: proto[i],
+                sport: sport[i],
+                dport: dport[i],
+                tcp_flags: 0x02,
+                ttl: 64,
+                iface: iface[i],
+            };
             let cols = py
                 .detach(|| {
                     guard_core(|| {
+                        if compiled {
+                            return run_compiled(&self.inner, n, threads, seed, make);
+                        }
                         run_batch(n, threads, |i, scratch| {
-                            let pkt = Packet4 {
-                                src: src[i],
-                                dst: dst[i],
-                                proto: proto[i],
-                                sport: sport[i],
-                                dport: dport[i],
-                                tcp_flags: 0x02,
-                                ttl: 64,
-                                iface: iface[i],
-                            };
+                            let pkt = make(i);
                             let s = packet_seed(seed, i as u64);
-                            if compiled {
-                                self.inner.classify(&pkt, s, scratch)
-                            } else {
+                            {
                                 if usize::from(pkt.iface) >= self.inner.interfaces().len() {
                                     return Err(Error::invalid(
                                         "iface",

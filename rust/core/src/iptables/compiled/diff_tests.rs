@@ -623,3 +623,46 @@ fn fused_path_decides_synthetic_kube_proxy_services() {
         check(&c, &pkt, seed, &mut Scratch::default(), false, "synthetic fused");
     }
 }
+
+#[test]
+fn batch_equals_one_by_one() {
+    let mut r = R(Gen(0x6261_7463_6821_0002));
+    let node = synth::kube_proxy_node();
+    let ifaces = node.interfaces().len();
+    let mut rulesets = vec![crate::iptables::parse(&synth::kube_proxy_text(60, 4)).unwrap()];
+    let mut keys = Vec::new();
+    for _ in 0..40 {
+        rulesets.push(r.kube_like_ruleset(&mut keys));
+    }
+    for (k, rs) in rulesets.into_iter().enumerate() {
+        let Ok(c) = Compiled::new(rs, node.clone()) else { continue };
+        let pkts: Vec<Packet4> = if k == 0 {
+            let eth0 = c.iface_index("eth0").unwrap();
+            synth::packets(60, 1000, 3)
+                .into_iter()
+                .map(|(src, dst, sport, dport)| Packet4 {
+                    src,
+                    dst,
+                    proto: 6,
+                    sport,
+                    dport,
+                    tcp_flags: 2,
+                    ttl: 64,
+                    iface: eth0,
+                })
+                .collect()
+        } else {
+            (0..37).map(|_| r.kube_like_packet(ifaces, &keys)).collect()
+        };
+        let mut scratch = Scratch::default();
+        let mut out = vec![crate::iptables::compile::Decision::default(); pkts.len()];
+        let batch = c.classify_batch(&pkts, 99, 5, &mut scratch, &mut out);
+        let one: Result<Vec<_>, _> =
+            pkts.iter().enumerate().map(|(i, p)| c.classify(p, packet_seed(99, 5 + i as u64), &mut scratch)).collect();
+        match (batch, one) {
+            (Ok(()), Ok(list)) => assert_eq!(out, list),
+            (Err(_), Err(_)) => {}
+            (a, b) => panic!("batch {a:?} vs one by one {b:?}"),
+        }
+    }
+}

@@ -619,6 +619,23 @@ impl Fused {
         }
     }
 
+    /// Number of distinct cached outcomes, and of DNAT branches whose outcome is walked.
+    pub fn tail_stats(&self) -> (usize, usize) {
+        let mut walked = 0;
+        let mut pc = 0;
+        while pc < self.ops.len() {
+            match self.ops[pc] & 0xf {
+                OP_COND | OP_DRAW => pc += 2,
+                _ => {
+                    let t = self.ops[pc + 3];
+                    walked += usize::from(t & 0xffff == NO_TAIL) + usize::from(t >> 16 == NO_TAIL);
+                    pc += 4;
+                }
+            }
+        }
+        (self.tails.len(), walked)
+    }
+
     /// Number of keys with a record.
     pub fn records(&self) -> usize {
         self.records
@@ -660,6 +677,23 @@ impl Fused {
         self.slots[s][2]
     }
 
+    /// The record of a packet, when the fused path decides it (nothing is drawn yet).
+    #[inline]
+    pub fn record(&self, p: &Program, pkt: &Packet4) -> Option<u32> {
+        if !matches!(pkt.proto, proto::TCP | proto::UDP | proto::SCTP)
+            || (pkt.proto == proto::TCP && !p.tcp_new_ok[usize::from(pkt.tcp_flags)])
+        {
+            return None;
+        }
+        self.lookup(pkt.dst, pkt.proto, pkt.dport)
+    }
+
+    /// Touches the first words of a record (batch callers use it to overlap memory latency).
+    #[inline]
+    pub fn touch_record(&self, rec: u32) -> u32 {
+        self.ops[rec as usize]
+    }
+
     /// Decides a packet by its record, or `None` (nothing drawn) when it has none.
     ///
     /// # Errors
@@ -672,12 +706,26 @@ impl Fused {
         chooser: &mut Chooser,
         stack: &mut Vec<Frame>,
     ) -> crate::error::Result<Option<Decision>> {
-        if !matches!(pkt.proto, proto::TCP | proto::UDP | proto::SCTP)
-            || (pkt.proto == proto::TCP && !p.tcp_new_ok[usize::from(pkt.tcp_flags)])
-        {
-            return Ok(None);
+        match self.record(p, pkt) {
+            Some(rec) => self.run(p, pkt, rec, chooser, stack).map(Some),
+            None => Ok(None),
         }
-        let Some(mut pc) = self.lookup(pkt.dst, pkt.proto, pkt.dport) else { return Ok(None) };
+    }
+
+    /// Decides a packet from its record (see [`Fused::record`]).
+    ///
+    /// # Errors
+    /// As the walk, for a record whose outcome was not cached.
+    #[inline]
+    pub fn run(
+        &self,
+        p: &Program,
+        pkt: &Packet4,
+        rec: u32,
+        chooser: &mut Chooser,
+        stack: &mut Vec<Frame>,
+    ) -> crate::error::Result<Decision> {
+        let mut pc = rec;
         let ops = &self.ops;
         let mut mark = 0u32;
         loop {
@@ -707,7 +755,7 @@ impl Fused {
                     }
                     #[allow(clippy::cast_possible_truncation)]
                     let port = (w >> 16) as u16;
-                    return self.finish(p, pkt, chooser, stack, mark, addr, port, rule, t).map(Some);
+                    return self.finish(p, pkt, chooser, stack, mark, addr, port, rule, t);
                 }
             }
         }

@@ -111,6 +111,27 @@ pub struct Decision {
     pub ct: Ct,
 }
 
+impl Default for Decision {
+    /// An accepted, untranslated packet from and to 0.0.0.0 (a placeholder for output buffers).
+    fn default() -> Decision {
+        Decision {
+            verdict: Verdict::Accept,
+            src: 0,
+            sport: 0,
+            dst: 0,
+            dport: 0,
+            dnat: false,
+            snat: false,
+            nat: [None, None],
+            mark: 0,
+            rule: None,
+            local_delivery: false,
+            out_iface: None,
+            ct: Ct::New,
+        }
+    }
+}
+
 /// A chain walk frame: chain, next position, and the candidate cursor of an active dispatch run.
 #[derive(Debug, Clone, Copy)]
 pub struct Frame {
