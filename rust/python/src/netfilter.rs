@@ -157,6 +157,13 @@ impl PyFlow {
     fn ttl(&self) -> u8 {
         self.inner.ttl
     }
+    /// For an ICMP error: the tuple `(proto, src, dst, sport, dport)` of the packet it quotes,
+    /// as conntrack reads it (after NAT in a result's `flow`); None otherwise, or when conntrack
+    /// cannot read the quote (the error is then INVALID).
+    #[getter]
+    fn quoted<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyTuple>>> {
+        self.inner.quote.map(|q| tuple_py(py, &q.tuple)).transpose()
+    }
     #[getter]
     fn family(&self) -> u8 {
         if self.inner.src.is_ipv6() {

@@ -122,6 +122,9 @@ pub enum PacketCt {
         dir: Direction,
         /// Working copy of the entry (NAT and CONNMARK change it; written back on confirmation).
         entry: CtEntry,
+        /// An ICMP error about this connection (`RELATED`; `dir` is the direction of the
+        /// packet it quotes, inverted, as the kernel's `IP_CT_RELATED[_REPLY]`).
+        related: bool,
     },
 }
 
@@ -131,6 +134,7 @@ impl PacketCt {
         match self {
             PacketCt::Untracked => CtStates::UNTRACKED,
             PacketCt::Invalid => CtStates::INVALID,
+            PacketCt::Tracked { related: true, .. } => CtStates::RELATED,
             PacketCt::Tracked { dir, entry, .. } => {
                 if *dir == Direction::Reply || entry.status & status::SEEN_REPLY != 0 {
                     CtStates::ESTABLISHED
@@ -157,6 +161,11 @@ impl PacketCt {
         }
     }
 
+    /// Whether the packet is an ICMP error related to a tracked connection.
+    pub fn is_related(&self) -> bool {
+        matches!(self, PacketCt::Tracked { related: true, .. })
+    }
+
     /// Direction, when tracked.
     pub fn direction(&self) -> Option<Direction> {
         match self {
@@ -171,6 +180,7 @@ impl PacketCt {
             CtStates::UNTRACKED => "UNTRACKED",
             CtStates::INVALID => "INVALID",
             CtStates::ESTABLISHED => "ESTABLISHED",
+            CtStates::RELATED => "RELATED",
             _ => "NEW",
         }
     }
@@ -181,7 +191,8 @@ impl PacketCt {
 /// TCP follows `nf_conntrack_proto_tcp` with `nf_conntrack_tcp_loose=1` (the default): a SYN
 /// starts a connection, a bare ACK is picked up mid-stream, and everything else (SYN+ACK, FIN,
 /// RST, no flags, invalid combinations) is INVALID. ICMP: only queries (echo, timestamp, ...)
-/// start connections; replies and errors without a known connection are INVALID.
+/// start connections; replies without a known connection are INVALID (errors never get here:
+/// they are RELATED to the connection they quote, or INVALID).
 pub fn valid_new(flow: &Flow) -> bool {
     if flow.proto == proto::TCP && !flow.is_later_fragment() {
         let f = flow.tcp_flags & !(tcp_flags::PSH | tcp_flags::ECE | tcp_flags::CWR);

@@ -79,6 +79,37 @@ pub struct Flow {
     /// Type of the first SCTP chunk (`None`: no chunk, or not SCTP); conntrack only opens an
     /// SCTP connection on INIT (1) or HEARTBEAT (4).
     pub sctp_chunk: Option<u8>,
+    /// ICMP/ICMPv6 error: the packet it quotes, when conntrack can read that packet's tuple
+    /// (`None` for anything else, and for a quote conntrack cannot use: the error is INVALID).
+    pub quote: Option<Quote>,
+    /// The ICMP/ICMPv6 checksum is wrong (conntrack, with `nf_conntrack_checksum=1`, finds such
+    /// a packet INVALID in PREROUTING).
+    pub icmp_checksum_bad: bool,
+}
+
+/// The packet an ICMP error quotes, as conntrack reads it to relate the error to a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Quote {
+    /// The quoted packet's tuple in its own direction (a quoted ICMP query: its identifier as
+    /// both ports, as [`Flow::tuple`] keys queries).
+    pub tuple: Tuple,
+    /// Transport bytes the quote holds: NAT needs 8 to rewrite quoted ports and drops the error
+    /// otherwise; TCP's checksum is only updated when all 20 header bytes are there.
+    pub l4_len: u16,
+}
+
+impl Quote {
+    /// Whether NAT rewrites ports (or the ICMP identifier) inside the quote.
+    pub fn has_ports(&self) -> bool {
+        matches!(self.tuple.proto, proto::TCP | proto::UDP | proto::SCTP | proto::UDPLITE | proto::DCCP)
+            || self.is_icmp_query()
+    }
+
+    /// Whether the quoted packet is an ICMP/ICMPv6 query (its tuple holds the identifier).
+    pub fn is_icmp_query(&self) -> bool {
+        let family = Family::of(&self.tuple.src);
+        matches!((family, self.tuple.proto), (Family::V4, proto::ICMP) | (Family::V6, proto::ICMPV6))
+    }
 }
 
 impl Flow {
@@ -111,6 +142,8 @@ impl Flow {
             length: if Family::of(&src) == Family::V4 { 60 } else { 80 },
             ttl: 64,
             sctp_chunk: (proto == proto::SCTP).then_some(1),
+            quote: None,
+            icmp_checksum_bad: false,
         })
     }
 
@@ -149,6 +182,8 @@ impl Flow {
             ttl: p.ttl(),
             // The first chunk's type byte follows the 12-byte common header.
             sctp_chunk: if p.protocol() == proto::SCTP { p.l4_bytes().and_then(|b| b.get(12).copied()) } else { None },
+            quote: quote_of(p),
+            icmp_checksum_bad: icmp_checksum_bad(p),
         }
     }
 
@@ -205,6 +240,48 @@ impl Flow {
             self.sport = t.sport;
             self.dport = t.dport;
         }
+    }
+}
+
+/// The tuple conntrack reads from the packet an ICMP error quotes (`nf_ct_get_tuplepr` on the
+/// quote, then `nf_ct_invert_tuple`): `None` when it cannot — no quote or an unreadable one, a
+/// quoted later fragment, fewer than 4 quoted port bytes, or a quoted ICMP message that is not
+/// a query (8 bytes needed). Another protocol is keyed by addresses alone.
+fn quote_of(p: &crate::packet::IpPacket) -> Option<Quote> {
+    let q = p.quoted().ok()??;
+    let l4 = q.l4?;
+    let buf = p.bytes();
+    let l4_len = q.end.saturating_sub(l4);
+    let family = Family::of(&q.src);
+    let port = |at: usize| crate::packet::be16(buf, l4 + at);
+    let (sport, dport) = match q.protocol {
+        proto::TCP | proto::UDP | proto::SCTP | proto::UDPLITE | proto::DCCP => {
+            if l4_len < 4 {
+                return None;
+            }
+            (port(0), port(2))
+        }
+        proto::ICMP | proto::ICMPV6 if q.protocol == crate::packet::dissect::icmp_protocol(family) => {
+            // The quoted message must be a query whose tuple conntrack can invert.
+            if l4_len < 8 {
+                return None;
+            }
+            icmp_query_reply(family, buf[l4])?;
+            (port(4), port(4))
+        }
+        _ => (0, 0),
+    };
+    let tuple = Tuple { proto: q.protocol, src: q.src, sport, dst: q.dst, dport };
+    Some(Quote { tuple, l4_len: u16::try_from(l4_len).unwrap_or(u16::MAX) })
+}
+
+/// Whether an ICMP/ICMPv6 message (not a fragment) fails its checksum.
+fn icmp_checksum_bad(p: &crate::packet::IpPacket) -> bool {
+    use crate::packet::icmpv6;
+    let Some(msg) = p.icmp().filter(|_| !p.layout().fragment) else { return false };
+    match crate::packet::nat::pseudo_addrs(p.bytes(), p.layout()) {
+        (IpAddr::V6(s), IpAddr::V6(d)) => !icmpv6::verify_checksum(&msg, s, d),
+        _ => !msg.verify_checksum(),
     }
 }
 

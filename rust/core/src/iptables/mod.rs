@@ -11,11 +11,14 @@ pub mod nat;
 pub mod node;
 pub mod process;
 pub mod recent;
+mod related;
 pub mod result;
 mod walk;
 
 #[cfg(test)]
 mod eval_tests;
+#[cfg(test)]
+mod related_tests;
 
 // --- speed: the compiled classifier ---
 pub mod compile;

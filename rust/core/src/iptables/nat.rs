@@ -96,14 +96,7 @@ pub type Spans = (Option<(IpAddr, IpAddr)>, Option<(u16, u16)>);
 ///   without a range) from the original port's class; DNAT/REDIRECT without a range keep the port.
 /// * Without `random_all`, source NAT to a port range that does not hold the original port
 ///   searches the range from a random offset; DNAT/REDIRECT take its first port.
-pub fn spans(
-    kind: NatKind,
-    range: Option<&NatRange>,
-    addr: IpAddr,
-    port: u16,
-    l4: L4,
-    random_all: bool,
-) -> Spans {
+pub fn spans(kind: NatKind, range: Option<&NatRange>, addr: IpAddr, port: u16, l4: L4, random_all: bool) -> Spans {
     let source = matches!(kind, NatKind::Snat | NatKind::Masquerade);
     let ports = range.and_then(|r| r.ports).filter(|_| l4 == L4::Ported);
     let ports_inside = ports.map_or(true, |r| r.contains(port));

@@ -3,10 +3,11 @@
 
 use crate::error::Result;
 use crate::iptables::eval::{Netfilter, Origin};
-use crate::iptables::flow::Flow;
+use crate::iptables::flow::{Flow, Tuple};
 use crate::iptables::result::{EvalResult, Verdict};
 use crate::packet::nat::{self, Rewrite};
-use crate::packet::IpPacket;
+use crate::packet::quoted::Quoted;
+use crate::packet::{IpPacket, Layout};
 
 /// The bytes of an evaluated packet after NAT (and, when forwarded, the TTL decrement).
 ///
@@ -28,12 +29,37 @@ pub fn rewrite(packet: &IpPacket, result: &EvalResult) -> Result<IpPacket> {
     };
     let (buf, layout) = p.bytes_mut();
     let layout = *layout;
+    if let (Some(oq), Some(nq)) = (&o.quote, &f.quote) {
+        if oq != nq {
+            rewrite_quote(buf, &layout, &oq.tuple, &nq.tuple, nq.has_ports())?;
+        }
+    }
     nat::rewrite_nat(buf, &layout, &rw)?;
     let forwarded = !result.locally_generated && !result.local_delivery && result.out_interface.is_some();
     if forwarded {
         nat::decrement_ttl(buf, &layout);
     }
     Ok(p)
+}
+
+/// Rewrites the packet an ICMP error quotes from tuple `old` to `new`, then the error's
+/// checksum (the outer addresses are rewritten afterwards, as the kernel does). A side whose
+/// address or port changed is written whole, address and port, as `*_manip_pkt` writes it: for
+/// SCTP that recomputes the quoted CRC even when only the address changed.
+fn rewrite_quote(buf: &mut [u8], layout: &Layout, old: &Tuple, new: &Tuple, ports: bool) -> Result<()> {
+    let q = Quoted::parse(buf, layout)?
+        .ok_or_else(|| crate::Error::eval("an ICMP error without its quoted packet cannot be rewritten"))?;
+    let src_side = old.src != new.src || old.sport != new.sport;
+    let dst_side = old.dst != new.dst || old.dport != new.dport;
+    let query = q.icmp_ident(buf).is_some();
+    let rw = Rewrite {
+        src: src_side.then_some(new.src),
+        dst: dst_side.then_some(new.dst),
+        // A quoted query has one identifier (the tuple's source port); other protocols two ports.
+        sport: ((src_side || (query && dst_side)) && ports).then_some(new.sport),
+        dport: (dst_side && ports && !query).then_some(new.dport),
+    };
+    q.rewrite(buf, layout, &rw)
 }
 
 impl Netfilter {

@@ -124,7 +124,7 @@ impl<'a> Walk<'a> {
         self.nth.insert(key, value);
     }
 
-    fn note(&mut self, table: TableName, text: String) {
+    pub(crate) fn note(&mut self, table: TableName, text: String) {
         let hook = self.hook;
         if let Some(t) = &mut self.trace {
             t.push(TraceStep {
@@ -325,18 +325,27 @@ impl<'a> Walk<'a> {
             self.ct = PacketCt::Untracked;
             return;
         }
+        // ICMP first, as nf_conntrack_in does: the checksum (in PREROUTING only), then errors,
+        // which are RELATED to the connection they quote or INVALID.
+        if self.flow.is_icmp() && self.flow.icmp_checksum_bad && self.hook == Hook::Prerouting {
+            self.ct = PacketCt::Invalid;
+            self.note(TableName::Raw, "conntrack: INVALID (bad ICMP checksum, nf_conntrack_checksum=1)".into());
+            return;
+        }
+        if self.flow.is_icmp_error() {
+            self.ct = self.related_ct();
+            return;
+        }
         let t = self.flow.tuple();
         if let Some((id, dir, e)) = self.nf.state.conntrack.lookup(&t) {
             let mut entry = e.clone();
             if dir == crate::iptables::conntrack::Direction::Reply {
                 entry.status |= status::SEEN_REPLY | status::ASSURED;
             }
-            self.ct = PacketCt::Tracked { id: Some(id), dir, entry };
+            self.ct = PacketCt::Tracked { id: Some(id), dir, entry, related: false };
             return;
         }
-        if self.flow.is_icmp_error() || !valid_new(&self.flow) {
-            // ICMP errors would be RELATED to the connection they quote; kubenat does not read
-            // the quoted packet, so an error is INVALID here.
+        if !valid_new(&self.flow) {
             self.ct = PacketCt::Invalid;
             self.note(TableName::Raw, "conntrack: INVALID (not a valid first packet of a connection)".into());
             return;
@@ -345,6 +354,7 @@ impl<'a> Walk<'a> {
             id: None,
             dir: crate::iptables::conntrack::Direction::Original,
             entry: CtEntry::new(t),
+            related: false,
         };
     }
 
@@ -359,6 +369,9 @@ impl<'a> Walk<'a> {
     /// The nat table at a hook: walked only for a connection's first packet; every packet of a
     /// tracked connection then gets the connection's translation for this side.
     fn nat_hook(&mut self, hook: Hook, manip: Manip) -> Result<Option<Verdict>> {
+        if self.ct.is_related() {
+            return Ok(self.related_nat(hook, manip));
+        }
         let done = nat::done_bit(manip);
         let (needs_walk, tracked) = match &self.ct {
             PacketCt::Tracked { entry, .. } => (entry.status & done == 0, true),
