@@ -17,6 +17,7 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::iptables::ast::{Ruleset, TableName};
 use crate::iptables::chance::{Chooser, Probability, Rng, ALWAYS};
+use crate::iptables::compiled::fused::{Fused, MissKey, MissOutcome};
 use crate::iptables::compiled::program::Program;
 use crate::iptables::compiled::walk::{Ct, Frame, Walk};
 use crate::iptables::eval::{Netfilter, Origin};
@@ -32,22 +33,44 @@ pub struct Compiled {
     nf: Netfilter,
     program: Option<Program>,
     reason: Option<String>,
-    /// Flat index of each chain's first rule, by (table, chain name).
-    chain_first: HashMap<(TableName, String), u32>,
+    /// Flat index of each chain's first rule, by (table, chain name); built on first use
+    /// (only plain-evaluator decisions need it).
+    chain_first: std::sync::OnceLock<HashMap<(TableName, String), u32>>,
     names: Vec<String>,
+    /// Identity of this classifier (and its clones) for the per-thread [`Scratch`].
+    id: u64,
 }
+
+/// Most miss classes one [`Scratch`] remembers.
+const MAX_MISS_CLASSES: usize = 4096;
+
+static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 /// Per-thread working memory (reused across packets so the fast path never allocates).
 #[derive(Debug, Default)]
 pub struct Scratch {
     stack: Vec<Frame>,
     plain: Option<Netfilter>,
+    /// The classifier the cached state below belongs to (0: none).
+    owner: u64,
+    /// Outcomes of miss classes seen so far (`None`: the class must be walked).
+    miss: HashMap<MissKey, Option<MissOutcome>>,
 }
 
 impl Scratch {
     /// The plain evaluator this scratch keeps for fallbacks (cloned from `c` on first use).
     pub fn plain_netfilter(&mut self, c: &Compiled) -> &mut Netfilter {
+        self.own(c);
         self.plain.get_or_insert_with(|| c.nf.clone())
+    }
+
+    /// Forgets what belongs to another classifier (one scratch may serve several in turn).
+    fn own(&mut self, c: &Compiled) {
+        if self.owner != c.id {
+            self.plain = None;
+            self.miss.clear();
+            self.owner = c.id;
+        }
     }
 }
 
@@ -80,16 +103,10 @@ impl Compiled {
             Ok(p) => (Some(p), None),
             Err(why) => (None, Some(why)),
         };
-        let mut chain_first = HashMap::new();
-        let mut n = 0u32;
-        for t in &ruleset.tables {
-            for c in &t.chains {
-                chain_first.insert((t.name, c.name.clone()), n);
-                n = n.saturating_add(u32::try_from(c.rules.len()).unwrap_or(u32::MAX));
-            }
-        }
+        let chain_first = std::sync::OnceLock::new();
         let names = nf.node().interfaces().iter().map(|i| i.name.clone()).collect();
-        Ok(Compiled { nf, program, reason, chain_first, names })
+        let id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(Compiled { nf, program, reason, chain_first, names, id })
     }
 
     /// Keeps the dump text so that traces quote each rule's line.
@@ -171,6 +188,9 @@ impl Compiled {
                     if let Some(d) = f.classify(p, pkt, &mut chooser, &mut scratch.stack)? {
                         return Ok(d);
                     }
+                    if let Some(d) = self.miss_decision(p, f, pkt, scratch) {
+                        return Ok(d);
+                    }
                 }
                 Walk::run(p, pkt, &mut chooser, &mut scratch.stack)
             }
@@ -179,6 +199,23 @@ impl Compiled {
                 self.plain_decision(&pkt.to_flow(), &origin, seed, scratch)
             }
         }
+    }
+
+    /// The decision of a packet of a cacheable miss class (no draw is made).
+    fn miss_decision(&self, p: &Program, f: &Fused, pkt: &Packet4, scratch: &mut Scratch) -> Option<Decision> {
+        let key = f.miss_key(p, pkt)?;
+        scratch.own(self);
+        let outcome = match scratch.miss.get(&key) {
+            Some(o) => *o,
+            None => {
+                let o = f.fill_miss(p, pkt);
+                if scratch.miss.len() < MAX_MISS_CLASSES {
+                    scratch.miss.insert(key, o);
+                }
+                o
+            }
+        };
+        outcome.map(|o| o.decision(pkt))
     }
 
     /// Decides a batch of packets into `out` (same length): packet `i` is drawn with
@@ -259,7 +296,7 @@ impl Compiled {
     }
 
     fn plain_decision(&self, flow: &Flow, origin: &Origin, seed: u64, scratch: &mut Scratch) -> Result<Decision> {
-        let nf = scratch.plain.get_or_insert_with(|| self.nf.clone());
+        let nf = scratch.plain_netfilter(self);
         let r = nf.evaluate(flow, origin, Some(seed), true)?;
         self.decision_of(&r)
     }
@@ -316,6 +353,20 @@ impl Compiled {
         self.nf.clone().evaluate(flow, origin, Some(seed), true)
     }
 
+    fn chain_first(&self) -> &HashMap<(TableName, String), u32> {
+        self.chain_first.get_or_init(|| {
+            let mut chain_first = HashMap::new();
+            let mut n = 0u32;
+            for t in &self.nf.ruleset().tables {
+                for c in &t.chains {
+                    chain_first.insert((t.name, c.name.clone()), n);
+                    n = n.saturating_add(u32::try_from(c.rules.len()).unwrap_or(u32::MAX));
+                }
+            }
+            chain_first
+        })
+    }
+
     /// The deciding rule of a traced evaluation (see [`Decision::rule`]).
     pub fn deciding_rule(&self, trace: &[TraceStep]) -> Option<u32> {
         let mut rule = None;
@@ -330,7 +381,7 @@ impl Compiled {
                 }
             } else if s.matched && terminal(&s.action) {
                 rule = self
-                    .chain_first
+                    .chain_first()
                     .get(&(s.table, s.chain.clone()))
                     .map(|&f| f + u32::try_from(s.rule - 1).unwrap_or(u32::MAX));
             }

@@ -666,3 +666,53 @@ fn batch_equals_one_by_one() {
         }
     }
 }
+
+#[test]
+fn miss_classes_equal_plain_on_kube_like_rulesets() {
+    let mut r = R(Gen(0x6d69_7373_6573_0003));
+    let node = synth::kube_proxy_node();
+    let ifaces = node.interfaces().len();
+    let (mut examples, mut cached) = (0usize, 0usize);
+    while examples < 6_000 {
+        let mut keys = Vec::new();
+        let rs = r.kube_like_ruleset(&mut keys);
+        let Ok(c) = Compiled::new(rs, node.clone()) else { continue };
+        let mut scratch = Scratch::default();
+        // A few destinations and ports, many sources: later packets reuse cached classes.
+        let dsts: Vec<(u32, u16)> = (0..2).map(|_| (r.addr(), r.port())).collect();
+        for _ in 0..12 {
+            let mut pkt = r.kube_like_packet(ifaces, &keys);
+            if r.chance(70) {
+                (pkt.dst, pkt.dport) = dsts[r.n(dsts.len())];
+            }
+            let seed = r.0.next_u64();
+            if let Some(p) = c.program() {
+                if let Some(f) = &p.fused {
+                    if f.record(p, &pkt).is_none() && f.miss_key(p, &pkt).is_some() {
+                        cached += 1;
+                    }
+                }
+            }
+            check(&c, &pkt, seed, &mut scratch, false, "kube-like miss");
+            examples += 1;
+        }
+    }
+    assert!(cached > examples / 10, "many examples are miss classes ({cached} of {examples})");
+}
+
+#[test]
+fn one_scratch_serves_several_classifiers() {
+    let node = synth::kube_proxy_node();
+    let a = Compiled::new(crate::iptables::parse(&synth::kube_proxy_text(5, 2)).unwrap(), node.clone()).unwrap();
+    let text = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n";
+    let b = Compiled::new(crate::iptables::parse(text).unwrap(), node).unwrap();
+    let eth0 = a.iface_index("eth0").unwrap();
+    let mut scratch = Scratch::default();
+    for (i, (src, dst, sport, dport)) in synth::packets(5, 200, 9).into_iter().enumerate() {
+        for proto in [6u8, 1] {
+            let pkt = Packet4 { src, dst, proto, sport, dport, tcp_flags: 2, ttl: 64, iface: eth0 };
+            let c = if i % 2 == 0 { &a } else { &b };
+            check(c, &pkt, i as u64, &mut scratch, false, "shared scratch");
+        }
+    }
+}

@@ -78,6 +78,60 @@ pub struct Fused {
     universe: Vec<u32>,
     lo: u8,
     records: usize,
+    /// The dispatch map the entry stops at.
+    entry_map: u32,
+}
+
+/// The class of a packet that misses the entry's dispatch run: everything the rest of its
+/// path may depend on when that path reads no address but through routing and address types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct MissKey {
+    proto: u8,
+    dport: u16,
+    dst_type: u16,
+    dst_type_out: u16,
+    local: bool,
+    out: Option<u8>,
+    masq: Option<u32>,
+}
+
+/// The cached decision of a miss class (source and ports as constants or unchanged).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MissOutcome {
+    verdict: Verdict,
+    src: Option<u32>,
+    sport: Option<u16>,
+    dport: u16,
+    nat: [Option<NatKind>; 2],
+    mark: u32,
+    rule: Option<u32>,
+    local: bool,
+    out: Option<u8>,
+    ct: Ct,
+}
+
+impl MissOutcome {
+    /// The decision for a packet of this class.
+    #[inline]
+    pub fn decision(&self, pkt: &Packet4) -> Decision {
+        let src = self.src.unwrap_or(pkt.src);
+        let sport = self.sport.unwrap_or(pkt.sport);
+        Decision {
+            verdict: self.verdict,
+            src,
+            sport,
+            dst: pkt.dst,
+            dport: self.dport,
+            dnat: self.dport != pkt.dport,
+            snat: src != pkt.src || sport != pkt.sport,
+            nat: self.nat,
+            mark: self.mark,
+            rule: self.rule,
+            local_delivery: self.local,
+            out_iface: self.out,
+            ct: self.ct,
+        }
+    }
 }
 
 /// Composes two `(mask, value)` mark operations: `b` after `a`.
@@ -305,6 +359,7 @@ impl Fused {
             universe: Vec::new(),
             lo: p.node.lo(),
             records: 0,
+            entry_map: map,
         };
         let mut tails = TailCache::default();
         for (k, cands) in d.entries() {
@@ -562,7 +617,7 @@ impl Fused {
             if w.reads & reads::VARYING != 0 {
                 return (NO_TAIL, true);
             }
-            read_dst = w.reads & reads::DST != 0;
+            read_dst = w.reads & (reads::DST | reads::DST_TYPE) != 0;
             let d = w.decision(v);
             *slot = Some(d);
         }
@@ -617,6 +672,104 @@ impl Fused {
             Ok(i) if i < NO_TAIL => (i, read_dst),
             _ => (NO_TAIL, true),
         }
+    }
+
+    /// The miss class of a packet the fused path does not decide, when its outcome can be
+    /// cached: it enters the fused entry, has no candidate in the entry's dispatch run, is
+    /// not martian, does not arrive on `lo` and has TTL to spare.
+    #[inline]
+    pub fn miss_key(&self, p: &Program, pkt: &Packet4) -> Option<MissKey> {
+        if !matches!(pkt.proto, proto::TCP | proto::UDP | proto::SCTP)
+            || (pkt.proto == proto::TCP && !p.tcp_new_ok[usize::from(pkt.tcp_flags)])
+            || pkt.iface == self.lo
+            || pkt.ttl <= 1
+        {
+            return None;
+        }
+        let node = &p.node;
+        if node.martian_arriving(pkt.src, pkt.dst) {
+            return None;
+        }
+        let (a, b) = p.maps[self.entry_map as usize].lookup(dispatch::key(pkt.dst, pkt.proto, pkt.dport));
+        if a != b {
+            return None;
+        }
+        let local = node.delivers_locally(pkt.dst);
+        let out = if local { None } else { node.route(pkt.dst) };
+        Some(MissKey {
+            proto: pkt.proto,
+            dport: pkt.dport,
+            dst_type: node.addr_type(pkt.dst, None),
+            dst_type_out: node.addr_type(pkt.dst, out),
+            local,
+            out,
+            masq: out.and_then(|o| node.masquerade_source(o, pkt.dst)),
+        })
+    }
+
+    /// Walks a packet of a miss class (and a copy with another source and source port) and
+    /// returns the class's outcome when the walks read nothing that varies within the class.
+    pub fn fill_miss(&self, p: &Program, pkt: &Packet4) -> Option<MissOutcome> {
+        let mut seen = [None, None];
+        for (i, slot) in seen.iter_mut().enumerate() {
+            let mut q = *pkt;
+            if i == 1 {
+                let mut other = (PROBE_SRC[0] ^ pkt.src.rotate_left(7)) | 0x0100_0000;
+                if other == pkt.src {
+                    other ^= 0x100;
+                }
+                (q.src, q.sport) = (other, !pkt.sport);
+                if p.node.is_local(q.src) || p.node.martian_arriving(q.src, q.dst) {
+                    return None;
+                }
+            }
+            let mut chooser = Chooser::Sample(Rng::new(0));
+            let mut stack: Vec<Frame> = Vec::new();
+            let mut w = Walk::new(p, &q, &mut chooser, &mut stack);
+            w.quiet_map = self.entry_map;
+            let v = w.run_all().ok()?;
+            if w.reads & (reads::VARYING | reads::DST) != 0 {
+                return None;
+            }
+            *slot = Some((q, w.decision(v)));
+        }
+        let (Some((qa, a)), Some((qb, b))) = (seen[0], seen[1]) else { return None };
+        let src = if a.src == qa.src && b.src == qb.src {
+            None
+        } else if a.src == b.src {
+            Some(a.src)
+        } else {
+            return None;
+        };
+        let sport = if a.sport == qa.sport && b.sport == qb.sport {
+            None
+        } else if a.sport == b.sport {
+            Some(a.sport)
+        } else {
+            return None;
+        };
+        let same = a.verdict == b.verdict
+            && a.dst == pkt.dst
+            && b.dst == pkt.dst
+            && a.dport == b.dport
+            && a.nat == b.nat
+            && a.mark == b.mark
+            && a.rule == b.rule
+            && a.local_delivery == b.local_delivery
+            && a.out_iface == b.out_iface
+            && a.ct == b.ct;
+        same.then_some(MissOutcome {
+            verdict: a.verdict,
+            src,
+            sport,
+            dport: a.dport,
+            nat: a.nat,
+            mark: a.mark,
+            rule: a.rule,
+            local: a.local_delivery,
+            out: a.out_iface,
+            ct: a.ct,
+        })
     }
 
     /// Number of distinct cached outcomes, and of DNAT branches whose outcome is walked.

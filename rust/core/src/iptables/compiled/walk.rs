@@ -162,6 +162,8 @@ pub mod reads {
     pub const DST: u8 = 32;
     /// The protocol or the destination port.
     pub const PORT_PROTO: u8 = 64;
+    /// The destination's address type (`-m addrtype --dst-type`).
+    pub const DST_TYPE: u8 = 128;
     /// Anything that differs between packets of one dispatch key after the same NAT.
     pub const VARYING: u8 = SRC | SPORT | IFACE | FLAGS | DRAW;
 }
@@ -199,6 +201,9 @@ pub struct Walk<'a> {
     pub(crate) reads: u8,
     /// Stop at the first dispatch run (the fused path's entry probe).
     stop_at_dispatch: bool,
+    /// A dispatch map whose lookups are not counted as reads (the fused entry's own map, for
+    /// packets known to miss it).
+    pub(crate) quiet_map: u32,
     /// Where the walk stopped: (table, dispatch map, chain).
     pub(crate) stopped: Option<(u8, u32, u32)>,
     local_delivery: bool,
@@ -255,6 +260,7 @@ impl<'a> Walk<'a> {
             hook: Hook::Prerouting,
             reads: 0,
             stop_at_dispatch: false,
+            quiet_map: NO_MAP,
             stopped: None,
             local_delivery: false,
             routed_out: None,
@@ -306,6 +312,14 @@ impl<'a> Walk<'a> {
             local_delivery: self.local_delivery && verdict == Verdict::Accept,
             out_iface: self.routed_out,
             ct: self.ct,
+        }
+    }
+
+    /// Runs the whole path (PREROUTING onwards) and returns the verdict.
+    pub(crate) fn run_all(&mut self) -> Result<Verdict> {
+        match self.hook_pass(Hook::Prerouting)? {
+            Some(v) => Ok(v),
+            None => self.after_prerouting(),
         }
     }
 
@@ -505,7 +519,7 @@ impl<'a> Walk<'a> {
             }
             Mod::AddrType { src, dst, dev } => {
                 (if src.is_some() { reads::SRC } else { 0 })
-                    | (if dst.is_some() { reads::DST } else { 0 })
+                    | (if dst.is_some() { reads::DST_TYPE } else { 0 })
                     | (if dev == 1 { reads::IFACE } else { 0 })
             }
             Mod::Statistic { .. } => reads::DRAW,
@@ -614,7 +628,9 @@ impl<'a> Walk<'a> {
             CTarget::Snat(Some(r)) => {
                 (if r.addrs.is_some() { reads::SRC } else { 0 }) | (if r.ports.is_some() { reads::SPORT } else { 0 })
             }
-            CTarget::Masquerade(ports) => reads::DST | if ports.is_some() { reads::SPORT } else { 0 },
+            // The address depends on the route and the destination only through
+            // `masquerade_source`, which the fused path keys its cached outcomes by.
+            CTarget::Masquerade(Some(_)) => reads::SPORT,
             _ => 0,
         };
         Ok(match target {
@@ -700,7 +716,12 @@ impl<'a> Walk<'a> {
                             self.stopped = Some((chain.table, map, top.chain));
                             return Ok(End::Stop(Verdict::Drop));
                         }
-                        self.reads |= reads::DST | reads::PORT_PROTO;
+                        if map == self.quiet_map {
+                            // Only the first lookup: a later one may see a translated key.
+                            self.quiet_map = NO_MAP;
+                        } else {
+                            self.reads |= reads::DST | reads::PORT_PROTO;
+                        }
                         let k = dispatch::key(self.dst, self.orig.proto, self.dport);
                         let (a, b) = p.maps[map as usize].lookup(k);
                         *top = Frame { chain: top.chain, pos, cand: a, cand_end: b, run_end: end, map };
