@@ -411,10 +411,11 @@ pub enum Match {
     },
     /// `-m statistic`
     Statistic(Neg<Statistic>),
-    /// `-m recent`
-    Recent(Recent),
-    /// `-m conntrack`
-    Conntrack(ConntrackMatch),
+    /// `-m recent` (boxed, like the other large and rare matches, so that every `Match` of a
+    /// big ruleset stays small).
+    Recent(Box<Recent>),
+    /// `-m conntrack` (boxed: most rules have no conntrack match).
+    Conntrack(Box<ConntrackMatch>),
     /// `-m state --state`
     State(Neg<CtStates>),
     /// `-m icmp --icmp-type` (IPv4).
@@ -423,8 +424,8 @@ pub enum Match {
     Icmp6(Neg<IcmpType>),
     /// `-m nfacct --nfacct-name`: counts; always matches.
     Nfacct(String),
-    /// `-m physdev`
-    Physdev(PhysdevMatch),
+    /// `-m physdev` (boxed).
+    Physdev(Box<PhysdevMatch>),
 }
 
 /// `--reject-with` choices.

@@ -283,7 +283,7 @@ fn invalid_packets_skip_nat() {
 fn affinity() -> Netfilter {
     // KUBE-SVC with ClientIP affinity, as kube-proxy writes it.
     let recent = |cmd: RecentCommand, name: &str| {
-        Match::Recent(Recent {
+        Match::Recent(Box::new(Recent {
             command: cmd,
             name: name.into(),
             seconds: if cmd == RecentCommand::Check { Some(10800) } else { None },
@@ -293,7 +293,7 @@ fn affinity() -> Netfilter {
             mask: ip("255.255.255.255"),
             use_destination: false,
             negated: false,
-        })
+        }))
     };
     let mut svc = vec![];
     let mut chains = vec![];
@@ -414,7 +414,7 @@ fn nth_counts_packets() {
 fn header_matches_run_before_modules() {
     // `-m recent --set` written before `-s`: the kernel tests -s first, so a non-matching source
     // never reaches --set.
-    let set = Match::Recent(Recent {
+    let set = Match::Recent(Box::new(Recent {
         command: RecentCommand::Set,
         name: "L".into(),
         seconds: None,
@@ -424,7 +424,7 @@ fn header_matches_run_before_modules() {
         mask: ip("255.255.255.255"),
         use_destination: false,
         negated: false,
-    });
+    }));
     let chains = vec![builtin(
         "INPUT",
         Policy::Accept,
@@ -658,7 +658,7 @@ fn conntrack_match_fields() {
     let mut rs = n.ruleset().as_ref().clone();
     rs.tables.push(table(
         TableName::Filter,
-        vec![builtin("FORWARD", Policy::Accept, vec![rule(vec![Match::Conntrack(ct)], Target::Drop)])],
+        vec![builtin("FORWARD", Policy::Accept, vec![rule(vec![Match::Conntrack(Box::new(ct))], Target::Drop)])],
     ));
     n = Netfilter::new(rs, node(), false).unwrap();
     let r = n.evaluate(&tcp("1.2.3.4", "10.96.0.10", 1, 80), &Origin::Auto, None, false).unwrap();
@@ -763,7 +763,7 @@ fn later_fragments_never_match_port_matches() {
 
 #[test]
 fn physdev_without_a_bridge_matches_only_inverted_options() {
-    let is_in = |b: bool| Match::Physdev(PhysdevMatch { is_in: Some(b), ..PhysdevMatch::default() });
+    let is_in = |b: bool| Match::Physdev(Box::new(PhysdevMatch { is_in: Some(b), ..PhysdevMatch::default() }));
     let chains = vec![builtin(
         "INPUT",
         Policy::Accept,

@@ -18,8 +18,8 @@ pub(crate) struct RuleInfo {
     pub proto: Option<Neg<u8>>,
 }
 
-/// Reads the value of an option from the rule's words.
-pub(crate) type NextValue<'a> = &'a mut dyn FnMut() -> Result<String, String>;
+/// Reads the value of an option from the rule's words (borrowed: most values are only read).
+pub(crate) type NextValue<'a, 'v> = &'a mut dyn FnMut() -> Result<&'v str, String>;
 
 /// A module being read.
 #[derive(Debug, Clone)]
@@ -62,14 +62,14 @@ pub(crate) enum ModuleBuilder {
         mask: Option<std::net::IpAddr>,
         side: Option<bool>,
     },
-    Conntrack(ConntrackMatch, bool),
+    Conntrack(Box<ConntrackMatch>, bool),
     State(Option<Neg<CtStates>>),
     Icmp {
         v6: bool,
         kind: Option<Neg<IcmpType>>,
     },
     Nfacct(Option<String>),
-    Physdev(PhysdevMatch),
+    Physdev(Box<PhysdevMatch>),
 }
 
 /// tcp, udp or sctp.
@@ -119,8 +119,8 @@ fn parse_flag_list<T: Copy + std::ops::BitOr<Output = T> + Default>(
 ) -> Result<T, String> {
     let mut bits = T::default();
     for word in text.split(',') {
-        let upper = word.to_ascii_uppercase();
-        match table.iter().find(|(n, _)| *n == upper) {
+        // `to_ascii_uppercase(word) == name` without allocating (the names are upper-case ASCII).
+        match table.iter().find(|(n, _)| n.eq_ignore_ascii_case(word)) {
             Some((_, b)) => bits = bits | *b,
             None => return Err(format!("bad {what} {word:?}")),
         }
@@ -177,12 +177,12 @@ impl ModuleBuilder {
                 mask: None,
                 side: None,
             },
-            "conntrack" => ModuleBuilder::Conntrack(ConntrackMatch::default(), false),
+            "conntrack" => ModuleBuilder::Conntrack(Box::default(), false),
             "state" => ModuleBuilder::State(None),
             "icmp" if family == Family::V4 => ModuleBuilder::Icmp { v6: false, kind: None },
             "icmp6" if family == Family::V6 => ModuleBuilder::Icmp { v6: true, kind: None },
             "nfacct" => ModuleBuilder::Nfacct(None),
-            "physdev" => ModuleBuilder::Physdev(PhysdevMatch::default()),
+            "physdev" => ModuleBuilder::Physdev(Box::default()),
             _ => return None,
         })
     }
@@ -278,7 +278,7 @@ impl ModuleBuilder {
         option: &str,
         negated: bool,
         info: RuleInfo,
-        value: NextValue<'_>,
+        value: NextValue<'_, '_>,
     ) -> Result<(), String> {
         let family = info.family;
         match self {
@@ -289,13 +289,13 @@ impl ModuleBuilder {
                         if sport.is_some() {
                             return Err("Only one `--source-port' allowed".into());
                         }
-                        *sport = Some(Neg { value: parse_port_range(&value()?, proto, ':')?, negated });
+                        *sport = Some(Neg { value: parse_port_range(value()?, proto, ':')?, negated });
                     }
                     "--dport" | "--destination-port" => {
                         if dport.is_some() {
                             return Err("Only one `--destination-port' allowed".into());
                         }
-                        *dport = Some(Neg { value: parse_port_range(&value()?, proto, ':')?, negated });
+                        *dport = Some(Neg { value: parse_port_range(value()?, proto, ':')?, negated });
                     }
                     "--syn" => {
                         once(flags, "--tcp-flags")?;
@@ -303,8 +303,8 @@ impl ModuleBuilder {
                     }
                     _ => {
                         once(flags, "--tcp-flags")?;
-                        let mask = parse_flag_list(&value()?, names::TCP_FLAGS, "TCP flag")?;
-                        let comp = parse_flag_list(&value()?, names::TCP_FLAGS, "TCP flag")?;
+                        let mask = parse_flag_list(value()?, names::TCP_FLAGS, "TCP flag")?;
+                        let comp = parse_flag_list(value()?, names::TCP_FLAGS, "TCP flag")?;
                         *flags = Some(Neg { value: TcpFlags { mask, comp }, negated });
                     }
                 }
@@ -338,17 +338,17 @@ impl ModuleBuilder {
                 no_invert(negated, option)?;
                 once(slot, option)?;
                 // The kernel keeps 255 bytes of a comment and drops the rest.
-                *slot = Some(super::values::truncate_bytes(value()?, 255));
+                *slot = Some(super::values::truncate_bytes(value()?, 255).to_string());
             }
             ModuleBuilder::Mark(slot) | ModuleBuilder::Connmark(slot) => {
                 once(slot, option)?;
-                *slot = Some(Neg { value: parse_mark(&value()?)?, negated });
+                *slot = Some(Neg { value: parse_mark(value()?)?, negated });
             }
             ModuleBuilder::AddrType { src, dst, limit_in, limit_out } => match option {
                 "--src-type" | "--dst-type" => {
                     let slot = if option == "--src-type" { src } else { dst };
                     once(slot, option)?;
-                    let types = parse_flag_list(&value()?, names::ADDR_TYPES, "address type")?;
+                    let types = parse_flag_list(value()?, names::ADDR_TYPES, "address type")?;
                     *slot = Some(Neg { value: AddrTypes(types), negated });
                 }
                 _ => {
@@ -373,16 +373,16 @@ impl ModuleBuilder {
                     if m != "random" && m != "nth" {
                         return Err(format!("Bad mode {m:?}"));
                     }
-                    *mode = Some(m);
+                    *mode = Some(m.to_string());
                 }
                 "--probability" => {
                     once(probability, option)?;
-                    *probability = Some(parse_probability(&value()?)?);
+                    *probability = Some(parse_probability(value()?)?);
                     *neg |= negated;
                 }
                 "--every" => {
                     once(every, option)?;
-                    let n = parse_bounded(&value()?, u32::MAX)?;
+                    let n = parse_bounded(value()?, u32::MAX)?;
                     if n == 0 {
                         return Err("--every must be at least 1".into());
                     }
@@ -392,7 +392,7 @@ impl ModuleBuilder {
                 _ => {
                     no_invert(negated, option)?;
                     once(packet, option)?;
-                    *packet = Some(parse_bounded(&value()?, u32::MAX)?);
+                    *packet = Some(parse_bounded(value()?, u32::MAX)?);
                 }
             },
             ModuleBuilder::Recent { command, negated: neg, name, seconds, reap, hitcount, rttl, mask, side } => {
@@ -414,11 +414,11 @@ impl ModuleBuilder {
                     }
                     "--seconds" => {
                         no_invert(negated, option)?;
-                        *seconds = Some(parse_bounded(&value()?, u32::MAX)?);
+                        *seconds = Some(parse_bounded(value()?, u32::MAX)?);
                     }
                     "--hitcount" => {
                         no_invert(negated, option)?;
-                        *hitcount = Some(parse_bounded(&value()?, u32::MAX)?);
+                        *hitcount = Some(parse_bounded(value()?, u32::MAX)?);
                     }
                     "--reap" => *reap = true,
                     "--rttl" => *rttl = true,
@@ -428,11 +428,11 @@ impl ModuleBuilder {
                         if n.is_empty() || n.len() > 199 {
                             return Err("--name must be 1 to 199 characters".into());
                         }
-                        *name = Some(n);
+                        *name = Some(n.to_string());
                     }
                     "--mask" => {
                         no_invert(negated, option)?;
-                        *mask = Some(super::values::parse_addr(&value()?, family)?);
+                        *mask = Some(super::values::parse_addr(value()?, family)?);
                     }
                     "--rsource" => *side = Some(false),
                     _ => *side = Some(true),
@@ -444,21 +444,21 @@ impl ModuleBuilder {
             }
             ModuleBuilder::State(slot) => {
                 once(slot, option)?;
-                let states = parse_flag_list(&value()?, &names::CT_STATES[..5], "state")?;
+                let states = parse_flag_list(value()?, &names::CT_STATES[..5], "state")?;
                 *slot = Some(Neg { value: CtStates(states), negated });
             }
             ModuleBuilder::Icmp { v6, kind } => {
                 once(kind, option)?;
-                *kind = Some(Neg { value: parse_icmp_type(&value()?, *v6)?, negated });
+                *kind = Some(Neg { value: parse_icmp_type(value()?, *v6)?, negated });
             }
             ModuleBuilder::Nfacct(slot) => {
                 no_invert(negated, option)?;
                 once(slot, option)?;
-                *slot = Some(value()?);
+                *slot = Some(value()?.to_string());
             }
             ModuleBuilder::Physdev(p) => match option {
-                "--physdev-in" => p.physdev_in = Some(Neg { value: parse_iface(&value()?)?, negated }),
-                "--physdev-out" => p.physdev_out = Some(Neg { value: parse_iface(&value()?)?, negated }),
+                "--physdev-in" => p.physdev_in = Some(Neg { value: parse_iface(value()?)?, negated }),
+                "--physdev-out" => p.physdev_out = Some(Neg { value: parse_iface(value()?)?, negated }),
                 "--physdev-is-in" => p.is_in = Some(!negated),
                 "--physdev-is-out" => p.is_out = Some(!negated),
                 _ => p.is_bridged = Some(!negated),
@@ -558,7 +558,7 @@ impl ModuleBuilder {
                         "recent: --hitcount must be at most 65535 (the kernel refuses it: Invalid argument)".into()
                     );
                 }
-                Match::Recent(Recent {
+                Match::Recent(Box::new(Recent {
                     command,
                     name: name.unwrap_or_else(|| "DEFAULT".into()),
                     seconds,
@@ -568,7 +568,7 @@ impl ModuleBuilder {
                     mask: mask.unwrap_or_else(|| Cidr::any(info.family).netmask_all_ones()),
                     use_destination: side.unwrap_or(false),
                     negated,
-                })
+                }))
             }
             ModuleBuilder::Conntrack(ct, any) => {
                 if !any {
@@ -591,7 +591,7 @@ impl ModuleBuilder {
             }
             ModuleBuilder::Nfacct(n) => Match::Nfacct(n.ok_or("nfacct: option \"--nfacct-name\" must be specified")?),
             ModuleBuilder::Physdev(p) => {
-                if p == PhysdevMatch::default() {
+                if *p == PhysdevMatch::default() {
                     return Err("PHYSDEV: no physdev option specified".into());
                 }
                 Match::Physdev(p)
@@ -614,32 +614,32 @@ fn apply_conntrack(
     option: &str,
     negated: bool,
     family: Family,
-    value: NextValue<'_>,
+    value: NextValue<'_, '_>,
 ) -> Result<(), String> {
-    let addr = |slot: &mut Option<Neg<Cidr>>, written: &mut Option<std::net::IpAddr>, v: String| {
+    let addr = |slot: &mut Option<Neg<Cidr>>, written: &mut Option<std::net::IpAddr>, v: &str| {
         once(slot, option)?;
-        let cidr = parse_cidr(&v, family)?;
+        let cidr = parse_cidr(v, family)?;
         // Keep the address as written when it has host bits: the kernel prints it back so.
         let as_written = super::values::parse_addr(v.split('/').next().unwrap_or(""), family)?;
         *written = (as_written != cidr.addr()).then_some(as_written);
         *slot = Some(Neg { value: cidr, negated });
         Ok::<(), String>(())
     };
-    let port = |slot: &mut Option<Neg<PortRange>>, v: String| -> Result<(), String> {
+    let port = |slot: &mut Option<Neg<PortRange>>, v: &str| -> Result<(), String> {
         once(slot, option)?;
-        *slot = Some(Neg { value: parse_port_range(&v, None, ':')?, negated });
+        *slot = Some(Neg { value: parse_port_range(v, None, ':')?, negated });
         Ok(())
     };
     match option {
         "--ctstate" => {
             once(&ct.state, option)?;
-            let states = parse_flag_list(&value()?, names::CT_STATES, "ctstate")?;
+            let states = parse_flag_list(value()?, names::CT_STATES, "ctstate")?;
             ct.state = Some(Neg { value: CtStates(states), negated });
         }
         "--ctproto" => {
             once(&ct.proto, option)?;
             let v = value()?;
-            let p = names::protocol_number(&v).ok_or_else(|| format!("unknown protocol {v:?}"))?;
+            let p = names::protocol_number(v).ok_or_else(|| format!("unknown protocol {v:?}"))?;
             if p == 0 {
                 return Err("conntrack: --ctproto 0 (all) is not allowed".into());
             }
@@ -657,7 +657,7 @@ fn apply_conntrack(
             once(&ct.status, option)?;
             let v = value()?;
             let bits =
-                if v.eq_ignore_ascii_case("NONE") { 0 } else { parse_flag_list(&v, names::CT_STATUS, "ctstatus")? };
+                if v.eq_ignore_ascii_case("NONE") { 0 } else { parse_flag_list(v, names::CT_STATUS, "ctstatus")? };
             ct.status = Some(Neg { value: bits, negated });
         }
         _ => {

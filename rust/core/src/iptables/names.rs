@@ -39,11 +39,13 @@ pub(crate) fn protocol_number(text: &str) -> Option<u8> {
     if let Ok(n) = text.parse::<u8>() {
         return Some(n);
     }
-    let lower = text.to_ascii_lowercase();
+    // Compared as `to_ascii_lowercase(text) == name` would, without allocating: a name with an
+    // upper-case letter can only equal the text exactly.
+    let lower_eq = |name: &str| !name.bytes().any(|b| b.is_ascii_uppercase()) && name.eq_ignore_ascii_case(text);
     CHAIN_PROTOS
         .iter()
-        .find(|(n, _)| *n == lower)
-        .or_else(|| PROTOCOLS.iter().find(|(n, _)| *n == text || *n == lower))
+        .find(|(n, _)| lower_eq(n))
+        .or_else(|| PROTOCOLS.iter().find(|(n, _)| *n == text || lower_eq(n)))
         .map(|(_, num)| *num)
 }
 

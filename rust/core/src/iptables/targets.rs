@@ -138,7 +138,7 @@ impl TargetBuilder {
         option: &str,
         negated: bool,
         info: RuleInfo,
-        value: NextValue<'_>,
+        value: NextValue<'_, '_>,
     ) -> Result<(), String> {
         if negated {
             return Err(format!("target option \"{option}\" cannot be inverted"));
@@ -161,7 +161,7 @@ impl TargetBuilder {
                     if range.is_some() {
                         return Err(format!("only one {option} is supported"));
                     }
-                    *range = Some(parse_nat_range(&value()?, info)?);
+                    *range = Some(parse_nat_range(value()?, info)?);
                 }
                 "--random" => *random = true,
                 "--random-fully" => *random_fully = true,
@@ -170,7 +170,7 @@ impl TargetBuilder {
             TargetBuilder::Ports { ports, random, random_fully, .. } => match option {
                 "--to-ports" => {
                     require_port_proto(info)?;
-                    *ports = Some(parse_dash_range(&value()?)?);
+                    *ports = Some(parse_dash_range(value()?)?);
                 }
                 "--random" => *random = true,
                 _ => *random_fully = true,
@@ -179,16 +179,16 @@ impl TargetBuilder {
                 if slot.is_some() {
                     return Err("MARK: only one of --set-xmark, --{and,or,xor,set}-mark can be given".into());
                 }
-                *slot = Some(mark_op(option, &value()?)?);
+                *slot = Some(mark_op(option, value()?)?);
             }
             TargetBuilder::Connmark { op, nfmask, ctmask } => match option {
                 "--mask" => {
-                    let m = parse_u32(&value()?)?;
+                    let m = parse_u32(value()?)?;
                     *nfmask = Some(m);
                     *ctmask = Some(m);
                 }
-                "--nfmask" => *nfmask = Some(parse_u32(&value()?)?),
-                "--ctmask" => *ctmask = Some(parse_u32(&value()?)?),
+                "--nfmask" => *nfmask = Some(parse_u32(value()?)?),
+                "--ctmask" => *ctmask = Some(parse_u32(value()?)?),
                 _ => {
                     if op.is_some() {
                         return Err("CONNMARK target: only one operation can be given".into());
@@ -197,7 +197,7 @@ impl TargetBuilder {
                         "--save-mark" => ConnmarkOp::Save { nfmask: u32::MAX, ctmask: u32::MAX },
                         "--restore-mark" => ConnmarkOp::Restore { nfmask: u32::MAX, ctmask: u32::MAX },
                         _ => {
-                            let (value, mask) = mark_op(option, &value()?)?;
+                            let (value, mask) = mark_op(option, value()?)?;
                             ConnmarkOp::SetXmark { value, mask }
                         }
                     });
@@ -208,14 +208,14 @@ impl TargetBuilder {
                     let v = value()?;
                     let level = match names::LOG_LEVEL_WORDS.iter().find(|(n, _)| *n == v) {
                         Some((_, l)) => *l,
-                        None => u8::try_from(parse_bounded(&v, 7).map_err(|_| format!("log level {v:?} unknown"))?)
+                        None => u8::try_from(parse_bounded(v, 7).map_err(|_| format!("log level {v:?} unknown"))?)
                             .map_err(|e| e.to_string())?,
                     };
                     // Level 4 (warning) is the default the kernel stores when none is given.
                     log.level = (level != 4).then_some(level);
                 }
                 // The kernel keeps 29 bytes of a LOG prefix and drops the rest.
-                "--log-prefix" => log.prefix = Some(truncate_bytes(value()?, 29)).filter(|p| !p.is_empty()),
+                "--log-prefix" => log.prefix = Some(truncate_bytes(value()?, 29).to_string()).filter(|p| !p.is_empty()),
                 flag => {
                     if !log.flags.iter().any(|f| f == flag) {
                         log.flags.push(flag.to_string());
@@ -225,22 +225,22 @@ impl TargetBuilder {
             },
             TargetBuilder::Nflog(n) => match option {
                 "--nflog-group" => {
-                    let g = u16::try_from(parse_bounded(&value()?, 65535)?).map_err(|e| e.to_string())?;
+                    let g = u16::try_from(parse_bounded(value()?, 65535)?).map_err(|e| e.to_string())?;
                     n.group = (g != 0).then_some(g);
                 }
-                "--nflog-prefix" => n.prefix = Some(value()?).filter(|p| !p.is_empty()),
-                "--nflog-size" => n.size = Some(parse_u32(&value()?)?),
+                "--nflog-prefix" => n.prefix = Some(value()?.to_string()).filter(|p| !p.is_empty()),
+                "--nflog-size" => n.size = Some(parse_u32(value()?)?),
                 _ => {
-                    let t = u16::try_from(parse_bounded(&value()?, 65535)?).map_err(|e| e.to_string())?;
+                    let t = u16::try_from(parse_bounded(value()?, 65535)?).map_err(|e| e.to_string())?;
                     // The kernel's default threshold is 0; iptables-save prints any other value.
                     n.threshold = (t != 0).then_some(t);
                 }
             },
             TargetBuilder::Ct { notrack, helper, zone, timeout } => match option {
                 "--notrack" => *notrack = true,
-                "--helper" => *helper = Some(value()?),
-                "--zone" => *zone = Some(u16::try_from(parse_bounded(&value()?, 65535)?).map_err(|e| e.to_string())?),
-                _ => *timeout = Some(value()?),
+                "--helper" => *helper = Some(value()?.to_string()),
+                "--zone" => *zone = Some(u16::try_from(parse_bounded(value()?, 65535)?).map_err(|e| e.to_string())?),
+                _ => *timeout = Some(value()?.to_string()),
             },
         }
         Ok(())

@@ -4,15 +4,24 @@
 //! run in which a backslash escapes the next character; the closing quote ends the word. Outside
 //! quotes a backslash is an ordinary character, and single quotes are not special at all.
 
+use std::borrow::Cow;
+
 /// One word of a line with the 1-based column where it starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Token {
-    /// The word after quote removal.
-    pub text: String,
+pub(crate) struct Token<'a> {
+    /// The word after quote removal: borrowed from the line unless quotes had to be removed.
+    pub text: Cow<'a, str>,
     /// 1-based character column of the word's first character in the line.
     pub column: usize,
     /// Whether any part of the word was quoted (so `"!"` is a word, not an inversion).
     pub quoted: bool,
+}
+
+impl Token<'_> {
+    /// The word.
+    pub(crate) fn text(&self) -> &str {
+        &self.text
+    }
 }
 
 /// Why a line could not be split.
@@ -25,67 +34,97 @@ pub(crate) struct TokenizeError {
 }
 
 /// Splits a line into words following iptables-restore's quoting rules.
-pub(crate) fn tokenize(line: &str) -> Result<Vec<Token>, TokenizeError> {
+#[cfg(test)]
+pub(crate) fn tokenize(line: &str) -> Result<Vec<Token<'_>>, TokenizeError> {
     let mut tokens = Vec::new();
-    let mut current = String::new();
-    let mut start = 0usize;
-    let mut in_word = false;
-    let mut quoted = false;
-    let mut quote_open = false;
-    let mut quote_column = 0usize;
-    let mut escaped = false;
-    for (index, ch) in line.chars().enumerate() {
-        let column = index + 1;
-        if quote_open {
-            if escaped {
-                current.push(ch);
-                escaped = false;
-            } else if ch == '\\' {
-                escaped = true;
-            } else if ch == '"' {
-                // The closing quote ends the word, as in iptables-restore.
-                quote_open = false;
-                tokens.push(Token { text: std::mem::take(&mut current), column: start, quoted: true });
-                in_word = false;
-                quoted = false;
-            } else {
-                current.push(ch);
-            }
+    tokenize_into(line, &mut tokens)?;
+    Ok(tokens)
+}
+
+/// Word separators outside quotes.
+fn is_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
+}
+
+/// Character columns of byte offsets, for offsets visited in increasing order: counting only the
+/// characters since the last offset keeps a long non-ASCII line linear, and ASCII lines (nearly
+/// every dump) skip the counting altogether.
+struct Columns<'a> {
+    line: &'a str,
+    ascii: bool,
+    byte: usize,
+    column: usize,
+}
+
+impl<'a> Columns<'a> {
+    fn new(line: &'a str) -> Self {
+        Columns { line, ascii: line.is_ascii(), byte: 0, column: 1 }
+    }
+
+    /// 1-based column of the character starting at byte `at` (`at` never decreases).
+    fn at(&mut self, at: usize) -> usize {
+        if self.ascii {
+            return at + 1;
+        }
+        self.column += self.line[self.byte..at].chars().count();
+        self.byte = at;
+        self.column
+    }
+}
+
+/// Splits a line into words, appending them to `tokens` (cleared first), so that one buffer
+/// serves every line of a dump. Words without quotes borrow from the line.
+///
+/// The special characters (`"`, `\`, spaces) are ASCII, so scanning bytes never splits a
+/// UTF-8 character: every slice taken starts and ends next to one of them or at the line's ends.
+pub(crate) fn tokenize_into<'a>(line: &'a str, tokens: &mut Vec<Token<'a>>) -> Result<(), TokenizeError> {
+    tokens.clear();
+    let bytes = line.as_bytes();
+    let mut columns = Columns::new(line);
+    let mut i = 0;
+    loop {
+        while i < bytes.len() && is_space(bytes[i]) {
+            i += 1;
+        }
+        if i == bytes.len() {
+            return Ok(());
+        }
+        let start = i;
+        while i < bytes.len() && !is_space(bytes[i]) && bytes[i] != b'"' {
+            i += 1;
+        }
+        let column = columns.at(start);
+        if i == bytes.len() || bytes[i] != b'"' {
+            tokens.push(Token { text: Cow::Borrowed(&line[start..i]), column, quoted: false });
             continue;
         }
-        match ch {
-            '"' => {
-                if !in_word {
-                    start = column;
-                    in_word = true;
-                }
-                quote_open = true;
-                quoted = true;
-                quote_column = column;
-            }
-            ' ' | '\t' | '\r' | '\n' => {
-                if in_word {
-                    tokens.push(Token { text: std::mem::take(&mut current), column: start, quoted });
-                    in_word = false;
-                    quoted = false;
-                }
-            }
-            _ => {
-                if !in_word {
-                    start = column;
-                    in_word = true;
-                }
-                current.push(ch);
-            }
+        // A quote: the word so far, then the quoted run; the closing quote ends the word, as in
+        // iptables-restore.
+        let mut text = String::from(&line[start..i]);
+        let quote_column = columns.at(i);
+        i = read_quoted(line, i + 1, &mut text)
+            .ok_or_else(|| TokenizeError { column: quote_column, message: "unterminated quoted string".into() })?;
+        tokens.push(Token { text: Cow::Owned(text), column, quoted: true });
+    }
+}
+
+/// Appends the quoted run starting at byte `i` (just after the opening quote) to `out`, with
+/// backslash escapes removed; returns the byte after the closing quote, or `None` when the line
+/// ends first.
+fn read_quoted(line: &str, mut i: usize, out: &mut String) -> Option<usize> {
+    let bytes = line.as_bytes();
+    loop {
+        let run = bytes[i..].iter().position(|b| matches!(b, b'"' | b'\\'))?;
+        out.push_str(&line[i..i + run]);
+        i += run;
+        if bytes[i] == b'"' {
+            return Some(i + 1);
         }
+        // A backslash escapes the next character, whatever it is.
+        let escaped = line[i + 1..].chars().next()?;
+        out.push(escaped);
+        i += 1 + escaped.len_utf8();
     }
-    if quote_open {
-        return Err(TokenizeError { column: quote_column, message: "unterminated quoted string".into() });
-    }
-    if in_word {
-        tokens.push(Token { text: current, column: start, quoted });
-    }
-    Ok(tokens)
 }
 
 /// Characters iptables-save leaves unquoted (`xtables_save_string`).
@@ -116,7 +155,7 @@ mod tests {
     use super::*;
 
     fn words(line: &str) -> Vec<String> {
-        tokenize(line).unwrap().into_iter().map(|t| t.text).collect()
+        tokenize(line).unwrap().into_iter().map(|t| t.text.into_owned()).collect()
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! targets only appear in tables and hooks that allow them, and no loop is reachable from a
 //! built-in chain.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use super::ast::{Rule, Table, TableName, Target};
@@ -68,49 +69,112 @@ fn allowed_hooks(target: &Target) -> Option<&'static [&'static str]> {
     }
 }
 
-/// Runs every commit-time check on a finished table.
-pub(crate) fn validate_table(table: &Table, family: Family, text: &str) -> Result<()> {
-    let _ = family;
-    let index: HashMap<&str, usize> = table.chains.iter().enumerate().map(|(i, c)| (c.name.as_str(), i)).collect();
-    let tname = table_name(table.name);
-    // Jumps to missing chains and targets in the wrong table, in line order.
-    let mut rules: Vec<&Rule> = table.chains.iter().flat_map(|c| &c.rules).collect();
-    rules.sort_by_key(|r| r.line);
-    for rule in &rules {
-        match &rule.target {
-            Target::Jump(c) | Target::Goto(c) if !index.contains_key(c.as_str()) => {
-                return Err(rule_error(text, rule, c, format!("Chain '{c}' does not exist")));
-            }
-            Target::Jump(c) | Target::Goto(c) if builtin_chains(table.name).contains(&c.as_str()) => {
-                return Err(rule_error(
-                    text,
-                    rule,
-                    c,
-                    format!("jump to the built-in chain {c} (the kernel refuses it: Operation not supported)"),
-                ));
-            }
-            Target::Drop if table.name == TableName::Nat => {
-                return Err(rule_error(
-                    text,
-                    rule,
-                    "DROP",
-                    "The \"nat\" table is not intended for filtering, the use of DROP is therefore inhibited.".into(),
-                ));
-            }
-            t => {
-                if let Some(tables) = allowed_tables(t) {
-                    if !tables.contains(&table.name) {
-                        let word = target_word(t);
-                        return Err(rule_error(
-                            text,
-                            rule,
-                            word,
-                            format!("target {word} is not allowed in the {tname} table (the kernel refuses it: Invalid argument)"),
-                        ));
+/// Why a rule's target is refused, found without building a message (the checks run on every
+/// rule; a message is built only for the one reported).
+#[derive(Clone, Copy)]
+enum TargetProblem {
+    MissingChain,
+    BuiltinChain,
+    NatDrop,
+    WrongTable,
+}
+
+/// The chain index a finished table is checked with: chain name to position in `Table::chains`.
+pub(crate) type ChainIndex<'a> = HashMap<Cow<'a, str>, usize>;
+
+fn target_problem(table: &Table, index: &ChainIndex<'_>, target: &Target) -> Option<TargetProblem> {
+    match target {
+        Target::Jump(c) | Target::Goto(c) if !index.contains_key(c.as_str()) => Some(TargetProblem::MissingChain),
+        Target::Jump(c) | Target::Goto(c) if builtin_chains(table.name).contains(&c.as_str()) => {
+            Some(TargetProblem::BuiltinChain)
+        }
+        Target::Drop if table.name == TableName::Nat => Some(TargetProblem::NatDrop),
+        t => allowed_tables(t).filter(|tables| !tables.contains(&table.name)).map(|_| TargetProblem::WrongTable),
+    }
+}
+
+fn target_error(text: &str, table: &Table, rule: &Rule, problem: TargetProblem) -> Error {
+    match (problem, &rule.target) {
+        (TargetProblem::MissingChain, Target::Jump(c) | Target::Goto(c)) => {
+            rule_error(text, rule, c, format!("Chain '{c}' does not exist"))
+        }
+        (TargetProblem::BuiltinChain, Target::Jump(c) | Target::Goto(c)) => rule_error(
+            text,
+            rule,
+            c,
+            format!("jump to the built-in chain {c} (the kernel refuses it: Operation not supported)"),
+        ),
+        (TargetProblem::NatDrop, _) => rule_error(
+            text,
+            rule,
+            "DROP",
+            "The \"nat\" table is not intended for filtering, the use of DROP is therefore inhibited.".into(),
+        ),
+        (_, t) => {
+            let word = target_word(t);
+            let tname = table_name(table.name);
+            rule_error(
+                text,
+                rule,
+                word,
+                format!("target {word} is not allowed in the {tname} table (the kernel refuses it: Invalid argument)"),
+            )
+        }
+    }
+}
+
+/// Chain-to-chain jumps as one flat list per chain (`start[c]..start[c + 1]` of `to`), so that
+/// a table of many small chains costs two allocations, not one per chain.
+struct Edges<'t> {
+    start: Vec<usize>,
+    to: Vec<(usize, &'t Rule)>,
+}
+
+impl<'t> Edges<'t> {
+    /// The jumps of a table, and the first rule in line order whose target is refused (each
+    /// jump's chain is looked up once for both).
+    fn new(table: &'t Table, index: &ChainIndex<'_>) -> (Self, Option<(&'t Rule, TargetProblem)>) {
+        let mut start = Vec::with_capacity(table.chains.len() + 1);
+        let mut to = Vec::new();
+        let mut first: Option<(&Rule, TargetProblem)> = None;
+        for chain in &table.chains {
+            start.push(to.len());
+            for rule in &chain.rules {
+                let problem = match &rule.target {
+                    Target::Jump(t) | Target::Goto(t) => match index.get(t.as_str()) {
+                        Some(&j) => {
+                            to.push((j, rule));
+                            target_problem(table, index, &rule.target)
+                        }
+                        None => Some(TargetProblem::MissingChain),
+                    },
+                    other => target_problem(table, index, other),
+                };
+                if let Some(problem) = problem {
+                    if first.map_or(true, |(f, _)| rule.line < f.line) {
+                        first = Some((rule, problem));
                     }
                 }
             }
         }
+        start.push(to.len());
+        (Edges { start, to }, first)
+    }
+
+    /// The jumps out of chain `c`, in rule order.
+    fn of(&self, c: usize) -> &[(usize, &'t Rule)] {
+        &self.to[self.start[c]..self.start[c + 1]]
+    }
+}
+
+/// Runs every commit-time check on a finished table.
+pub(crate) fn validate_table(table: &Table, index: &ChainIndex<'_>, family: Family, text: &str) -> Result<()> {
+    let _ = family;
+    let tname = table_name(table.name);
+    // Jumps to missing chains and targets in the wrong table: the first in line order.
+    let (edges, first) = Edges::new(table, index);
+    if let Some((rule, problem)) = first {
+        return Err(target_error(text, table, rule, problem));
     }
     for chain in &table.chains {
         for rule in &chain.rules {
@@ -118,32 +182,19 @@ pub(crate) fn validate_table(table: &Table, family: Family, text: &str) -> Resul
         }
     }
     // Which built-in chains reach each chain, and loops reachable from them.
-    let edges: Vec<Vec<(usize, &Rule)>> = table
-        .chains
-        .iter()
-        .map(|c| {
-            c.rules
-                .iter()
-                .filter_map(|r| match &r.target {
-                    Target::Jump(t) | Target::Goto(t) => index.get(t.as_str()).map(|&j| (j, r)),
-                    _ => None,
-                })
-                .collect()
-        })
-        .collect();
-    let hooks = match reach(table, &index, &edges, usize::MAX) {
+    let hooks = match reach(table, index, &edges, usize::MAX) {
         Ok(hooks) => hooks,
         Err(with_all) => {
             // The kernel adds rules in line order and refuses the first one after which a loop
             // is reachable from a built-in chain: find that line (loops only get more reachable
             // as jumps are added, so the smallest such line is found by bisection).
-            let mut lines: Vec<usize> = edges.iter().flatten().map(|(_, r)| r.line).collect();
+            let mut lines: Vec<usize> = edges.to.iter().map(|(_, r)| r.line).collect();
             lines.sort_unstable();
             lines.dedup();
-            let first = lines.partition_point(|&l| reach(table, &index, &edges, l).is_ok());
+            let first = lines.partition_point(|&l| reach(table, index, &edges, l).is_ok());
             let at = lines.get(first).copied().unwrap_or(usize::MAX);
-            let (_, builtin) = reach(table, &index, &edges, at).err().unwrap_or(with_all);
-            let rule = edges.iter().flatten().map(|(_, r)| *r).find(|r| r.line == at).unwrap_or(with_all.0);
+            let (_, builtin) = reach(table, index, &edges, at).err().unwrap_or(with_all);
+            let rule = edges.to.iter().map(|(_, r)| *r).find(|r| r.line == at).unwrap_or(with_all.0);
             let name = match &rule.target {
                 Target::Jump(name) | Target::Goto(name) => name.as_str(),
                 _ => "",
@@ -167,9 +218,9 @@ pub(crate) fn validate_table(table: &Table, family: Family, text: &str) -> Resul
     lines.sort_unstable();
     lines.dedup();
     let violates =
-        |l: usize| reach(table, &index, &edges, l).ok().and_then(|hooks| hook_violation(table, &hooks, l)).is_some();
+        |l: usize| reach(table, index, &edges, l).ok().and_then(|hooks| hook_violation(table, &hooks, l)).is_some();
     let at = lines.get(lines.partition_point(|&l| !violates(l))).copied().unwrap_or(usize::MAX);
-    let found = reach(table, &index, &edges, at).ok().and_then(|h| hook_violation(table, &h, at));
+    let found = reach(table, index, &edges, at).ok().and_then(|h| hook_violation(table, &h, at));
     let Some((target_rule, bad)) = found.or_else(|| hook_violation(table, &hooks, usize::MAX)) else { return Ok(()) };
     let word = target_word(&target_rule.target);
     let message =
@@ -185,15 +236,17 @@ pub(crate) fn validate_table(table: &Table, family: Family, text: &str) -> Resul
 
 /// The first rule (of lines up to `max_line`) whose target is reached from a hook that does not
 /// allow it, and that hook.
-fn hook_violation<'t>(
-    table: &'t Table,
-    hooks: &[Vec<&'static str>],
-    max_line: usize,
-) -> Option<(&'t Rule, &'static str)> {
+fn hook_violation<'t>(table: &'t Table, hooks: &[u8], max_line: usize) -> Option<(&'t Rule, &'static str)> {
+    let builtins = builtin_chains(table.name);
     for (ci, chain) in table.chains.iter().enumerate() {
+        if hooks[ci] == 0 {
+            continue;
+        }
         for rule in chain.rules.iter().filter(|r| r.line <= max_line) {
             let Some(allowed) = allowed_hooks(&rule.target) else { continue };
-            if let Some(bad) = hooks[ci].iter().find(|h| !allowed.contains(h)) {
+            // Hooks in built-in order, as they were found.
+            let bad = builtins.iter().enumerate().find(|(b, h)| hooks[ci] & (1 << b) != 0 && !allowed.contains(h));
+            if let Some((_, bad)) = bad {
                 return Some((rule, bad));
             }
         }
@@ -201,26 +254,31 @@ fn hook_violation<'t>(
     None
 }
 
-/// Which built-in chains reach each chain, using only the jumps of lines up to `max_line`; or
-/// the jump that closes a loop reachable from a built-in chain, and that chain.
+/// Which built-in chains reach each chain (bit `b` for `builtin_chains(table)[b]`), using only
+/// the jumps of lines up to `max_line`; or the jump that closes a loop reachable from a
+/// built-in chain, and that chain.
 fn reach<'t>(
     table: &'t Table,
-    index: &HashMap<&str, usize>,
-    edges: &[Vec<(usize, &'t Rule)>],
+    index: &ChainIndex<'_>,
+    edges: &Edges<'t>,
     max_line: usize,
-) -> std::result::Result<Vec<Vec<&'static str>>, (&'t Rule, &'static str)> {
+) -> std::result::Result<Vec<u8>, (&'t Rule, &'static str)> {
     let n = table.chains.len();
-    let mut hooks: Vec<Vec<&'static str>> = vec![Vec::new(); n];
-    for builtin in builtin_chains(table.name) {
-        let Some(&start) = index.get(builtin) else { continue };
+    let mut hooks = vec![0u8; n];
+    let mut state = vec![0u8; n]; // 0 unvisited, 1 on the path, 2 done
+    let mut stack: Vec<(usize, usize)> = Vec::new();
+    for (bit, builtin) in builtin_chains(table.name).iter().enumerate() {
+        let Some(&start) = index.get(*builtin) else { continue };
+        let mask = 1u8 << bit;
         // Iterative DFS with an explicit stack: deep chain nesting must not overflow the stack.
-        let mut state = vec![0u8; n]; // 0 unvisited, 1 on the path, 2 done
-        let mut stack: Vec<(usize, usize)> = vec![(start, 0)];
+        state.fill(0);
+        stack.clear();
+        stack.push((start, 0));
         state[start] = 1;
-        hooks[start].push(builtin);
+        hooks[start] |= mask;
         while let Some(top) = stack.len().checked_sub(1) {
             let (node, next) = stack[top];
-            if let Some(&(child, rule)) = edges[node].get(next) {
+            if let Some(&(child, rule)) = edges.of(node).get(next) {
                 stack[top].1 += 1;
                 if rule.line > max_line {
                     continue;
@@ -229,9 +287,7 @@ fn reach<'t>(
                     1 => return Err((rule, builtin)),
                     0 => {
                         state[child] = 1;
-                        if !hooks[child].contains(builtin) {
-                            hooks[child].push(builtin);
-                        }
+                        hooks[child] |= mask;
                         stack.push((child, 0));
                     }
                     _ => {}

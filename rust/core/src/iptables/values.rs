@@ -107,7 +107,7 @@ fn netmask_prefix(mask: &str, family: Family) -> Result<u8, String> {
 
 /// The first `max` bytes of `text` (at a character boundary), as the kernel keeps fixed-size
 /// strings: a comment keeps 255 bytes, a LOG prefix 29.
-pub(crate) fn truncate_bytes(text: String, max: usize) -> String {
+pub(crate) fn truncate_bytes(text: &str, max: usize) -> &str {
     if text.len() <= max {
         return text;
     }
@@ -115,7 +115,7 @@ pub(crate) fn truncate_bytes(text: String, max: usize) -> String {
     while !text.is_char_boundary(end) {
         end -= 1;
     }
-    text[..end].to_string()
+    &text[..end]
 }
 
 /// `IPv4` / `IPv6`.

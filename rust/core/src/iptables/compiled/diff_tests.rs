@@ -118,10 +118,10 @@ impl R {
                 limit_iface_out: self.chance(15),
             },
             11 => Match::Statistic(Neg { value: Statistic::Random { probability: self.prob() }, negated: self.neg() }),
-            12 => Match::Conntrack(ConntrackMatch {
+            12 => Match::Conntrack(Box::new(ConntrackMatch {
                 state: Some(Neg { value: self.ctstates(), negated: self.neg() }),
                 ..ConntrackMatch::default()
-            }),
+            })),
             13 => Match::State(Neg { value: self.ctstates(), negated: self.neg() }),
             14 => Match::Comment("c".into()),
             15 => Match::Fragment(Neg { value: (), negated: self.neg() }),
