@@ -32,7 +32,8 @@ type NodeSpec = (Vec<String>, Vec<(String, Vec<String>)>, Vec<(String, String)>)
 #[pyclass(frozen, module = "kubenat._core", name = "Classifier")]
 pub(crate) struct Classifier {
     inner: Arc<Compiled>,
-    text: String,
+    /// The dump text when built from text (a ruleset object is saved only when pickled).
+    text: Option<String>,
     spec: NodeSpec,
     calls: AtomicU64,
     entropy: u64,
@@ -318,13 +319,19 @@ fn engine_arg(engine: &str) -> PyResult<bool> {
 }
 
 impl Classifier {
-    fn build(text: String, spec: NodeSpec, ruleset: Option<Arc<iptables::ast::Ruleset>>) -> PyResult<Classifier> {
+    fn build(
+        text: Option<String>,
+        spec: NodeSpec,
+        ruleset: Option<Arc<iptables::ast::Ruleset>>,
+    ) -> PyResult<Classifier> {
         let node = node_from(&spec).py()?;
-        let ruleset = match ruleset {
-            Some(r) => r,
-            None => Arc::new(iptables::parse(&text).py()?),
+        let ruleset = match (ruleset, &text) {
+            (Some(r), _) => r,
+            (None, Some(text)) => Arc::new(iptables::parse(text).py()?),
+            (None, None) => return Err(Error::invalid("ruleset", "neither text nor a ruleset")).py(),
         };
-        let inner = Compiled::new(ruleset, node).py()?.with_source(&text);
+        // No `with_source`: the classifier reports rule indexes and lines, never rule text.
+        let inner = Compiled::new(ruleset, node).py()?;
         Ok(Classifier {
             inner: Arc::new(inner),
             text,
@@ -379,11 +386,10 @@ impl Classifier {
         guard(std::panic::AssertUnwindSafe(|| {
             let spec = (local, interfaces_arg(interfaces)?, routes);
             if let Ok(text) = ruleset.extract::<String>() {
-                return Classifier::build(text, spec, None);
+                return Classifier::build(Some(text), spec, None);
             }
             let parsed = ruleset.cast::<crate::ruleset::Ruleset>().map_err(PyErr::from)?;
-            let text: String = ruleset.call_method0("save")?.extract()?;
-            Classifier::build(text, spec, Some(Arc::clone(&parsed.get().inner)))
+            Classifier::build(None, spec, Some(Arc::clone(&parsed.get().inner)))
         }))
     }
 
@@ -423,10 +429,18 @@ impl Classifier {
         }))
     }
 
-    /// Bytes of the compiled structures: `{"total": ..., "dispatch": ...}`.
+    /// Bytes of the compiled structures: `{"total": ..., "dispatch": ..., "fast": ...}` —
+    /// `fast` is the fused kube-proxy path (hash slots, per-service records, cached
+    /// outcomes): what a first packet to a service touches.
     fn memory(&self) -> std::collections::HashMap<&'static str, usize> {
         let p = self.inner.program();
-        [("total", p.map_or(0, |p| p.bytes())), ("dispatch", p.map_or(0, |p| p.dispatch_bytes()))].into_iter().collect()
+        [
+            ("total", p.map_or(0, |p| p.bytes())),
+            ("dispatch", p.map_or(0, |p| p.dispatch_bytes())),
+            ("fast", p.map_or(0, |p| p.fast_bytes())),
+        ]
+        .into_iter()
+        .collect()
     }
 
     /// One packet: `(verdict, dst, dport, src, sport, mark, rule)` — verdict 0 ACCEPT, 1 DROP,
@@ -654,7 +668,11 @@ impl Classifier {
         let args = PyTuple::new(
             py,
             [
-                self.text.clone().into_pyobject(py)?.into_any(),
+                self.text
+                    .clone()
+                    .unwrap_or_else(|| self.inner.netfilter().ruleset().save(false))
+                    .into_pyobject(py)?
+                    .into_any(),
                 local.into_pyobject(py)?,
                 interfaces.into_pyobject(py)?,
                 routes.into_pyobject(py)?,
@@ -685,7 +703,7 @@ fn _classifier_from_state(
     interfaces: Vec<(String, Vec<String>)>,
     routes: Vec<(String, String)>,
 ) -> PyResult<Classifier> {
-    guard(|| Classifier::build(text, (local, interfaces, routes), None))
+    guard(|| Classifier::build(Some(text), (local, interfaces, routes), None))
 }
 
 /// The synthetic kube-proxy ruleset of the benchmarks: `services` ClusterIP services with

@@ -41,6 +41,44 @@ pub struct Compiled {
     id: u64,
 }
 
+/// A fast hasher for small fixed-size keys (multiply-rotate per word; keys are not
+/// attacker-chosen and the table is bounded).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct MixHasher(u64);
+
+impl std::hash::Hasher for MixHasher {
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+    #[inline]
+    fn write_u8(&mut self, i: u8) {
+        self.write_u64(u64::from(i));
+    }
+    #[inline]
+    fn write_u16(&mut self, i: u16) {
+        self.write_u64(u64::from(i));
+    }
+    #[inline]
+    fn write_u32(&mut self, i: u32) {
+        self.write_u64(u64::from(i));
+    }
+    #[inline]
+    fn write_u64(&mut self, i: u64) {
+        self.0 = (self.0.rotate_left(5) ^ i).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+    #[inline]
+    fn write_usize(&mut self, i: usize) {
+        self.write_u64(i as u64);
+    }
+}
+
 /// Most miss classes one [`Scratch`] remembers.
 const MAX_MISS_CLASSES: usize = 4096;
 
@@ -54,7 +92,7 @@ pub struct Scratch {
     /// The classifier the cached state below belongs to (0: none).
     owner: u64,
     /// Outcomes of miss classes seen so far (`None`: the class must be walked).
-    miss: HashMap<MissKey, Option<MissOutcome>>,
+    miss: HashMap<MissKey, Option<MissOutcome>, std::hash::BuildHasherDefault<MixHasher>>,
 }
 
 impl Scratch {
@@ -258,13 +296,13 @@ impl Compiled {
             }
             for (j, (pkt, slot)) in block.iter().zip(outs.iter_mut()).enumerate() {
                 let s = packet_seed(seed, base + (b * BLOCK + j) as u64);
-                *slot = match fused {
+                match fused {
                     Some((p, f)) if recs[j] != u32::MAX => {
                         let mut chooser = Chooser::Sample(Rng::new(s));
-                        f.run(p, pkt, recs[j], &mut chooser, &mut scratch.stack)?
+                        f.run_into(p, pkt, recs[j], &mut chooser, &mut scratch.stack, slot)?;
                     }
-                    _ => self.classify(pkt, s, scratch)?,
-                };
+                    _ => *slot = self.classify(pkt, s, scratch)?,
+                }
             }
         }
         Ok(())

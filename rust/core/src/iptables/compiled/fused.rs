@@ -878,6 +878,25 @@ impl Fused {
         chooser: &mut Chooser,
         stack: &mut Vec<Frame>,
     ) -> crate::error::Result<Decision> {
+        let mut d = Decision::default();
+        self.run_into(p, pkt, rec, chooser, stack, &mut d)?;
+        Ok(d)
+    }
+
+    /// As [`Fused::run`], writing the decision in place (batch callers avoid a copy).
+    ///
+    /// # Errors
+    /// As the walk, for a record whose outcome was not cached.
+    #[inline]
+    pub fn run_into(
+        &self,
+        p: &Program,
+        pkt: &Packet4,
+        rec: u32,
+        chooser: &mut Chooser,
+        stack: &mut Vec<Frame>,
+        out: &mut Decision,
+    ) -> crate::error::Result<()> {
         let mut pc = rec;
         let ops = &self.ops;
         let mut mark = 0u32;
@@ -908,7 +927,7 @@ impl Fused {
                     }
                     #[allow(clippy::cast_possible_truncation)]
                     let port = (w >> 16) as u16;
-                    return self.finish(p, pkt, chooser, stack, mark, addr, port, rule, t);
+                    return self.finish(p, pkt, chooser, stack, mark, addr, port, rule, t, out);
                 }
             }
         }
@@ -927,7 +946,8 @@ impl Fused {
         port: u16,
         rule: u32,
         t: u32,
-    ) -> crate::error::Result<Decision> {
+        out: &mut Decision,
+    ) -> crate::error::Result<()> {
         let dnat = addr != pkt.dst || port != pkt.dport;
         let dropped = |mark: u32| Decision {
             verdict: Verdict::Drop,
@@ -945,7 +965,8 @@ impl Fused {
             ct: Ct::New,
         };
         if pkt.iface != self.lo && p.node.martian_arriving(pkt.src, addr) {
-            return Ok(dropped(mark));
+            *out = dropped(mark);
+            return Ok(());
         }
         let tail = match self.universe.iter().position(|&u| u == mark) {
             Some(0) => t & 0xffff,
@@ -956,14 +977,16 @@ impl Fused {
             let mut w = Walk::new(p, pkt, chooser, stack);
             w.set_after_dnat(mark, addr, port, Some(rule));
             let v = w.after_martian()?;
-            return Ok(w.decision(v));
+            *out = w.decision(v);
+            return Ok(());
         };
         if tl.forwards && pkt.ttl <= 1 {
-            return Ok(dropped(mark));
+            *out = dropped(mark);
+            return Ok(());
         }
         let src = tl.src.unwrap_or(pkt.src);
         let sport = tl.sport.unwrap_or(pkt.sport);
-        Ok(Decision {
+        *out = Decision {
             verdict: tl.verdict,
             src,
             sport,
@@ -977,7 +1000,8 @@ impl Fused {
             local_delivery: tl.local,
             out_iface: tl.out,
             ct: tl.ct,
-        })
+        };
+        Ok(())
     }
 }
 
