@@ -1,5 +1,6 @@
 """Type stubs for kubenat's native module. Users import from ``kubenat``, not from here."""
 
+from array import array
 from collections.abc import Iterable, Mapping, Sequence
 from fractions import Fraction
 from typing import Any, final
@@ -239,6 +240,28 @@ class Encapsulator:
         self, frames: Sequence[bytes], *, link: str = "ethernet"
     ) -> list[bytes | KubenatError]: ...
     def net_unreachable(self, packet: bytes) -> bytes | None: ...
+    # --- bench: buffer calls ---
+    def encap_buffer(
+        self,
+        data: bytes | bytearray | memoryview,
+        offsets: Any,
+        lengths: Any,
+        *,
+        ip_id: int = 0,
+        mark: int = 0,
+        link: str = "ethernet",
+    ) -> tuple[bytearray, array[int], array[int], dict[int, KubenatError]]:
+        """Encapsulates ``data[offsets[i]:offsets[i] + lengths[i]]`` for every i without the GIL:
+        ``(frames, frame offsets, frame lengths, {index: error})``; a failed packet has length 0."""
+    def decap_buffer(
+        self,
+        data: bytes | bytearray | memoryview,
+        offsets: Any,
+        lengths: Any,
+        *,
+        link: str = "ethernet",
+    ) -> tuple[bytearray, array[int], array[int], dict[int, KubenatError]]:
+        """Decapsulates many frames of one buffer, as :meth:`encap_buffer` encapsulates."""
 
 def flannel_net_unreachable(offender: bytes, tun_addr: str) -> bytes | None:
     """The ICMP net-unreachable flannel's UDP proxy builds for ``offender``, or None."""

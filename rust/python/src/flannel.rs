@@ -270,6 +270,45 @@ impl PyEncapsulator {
         Ok(results_to_py(py, results))
     }
 
+    // --- bench: buffer calls (flannel_buffer.rs) ---
+    /// Encapsulates the packets `data[offsets[i]:offsets[i] + lengths[i]]` without the GIL;
+    /// returns `(frames, offsets, lengths, errors)`: the frames one after the other in a
+    /// bytearray, their offsets (`array('Q')`) and lengths (`array('I')`, 0 for a failed packet),
+    /// and `{index: exception}` for the packets that failed.
+    #[pyo3(signature = (data, offsets, lengths, *, ip_id=0, mark=0, link="ethernet"))]
+    #[allow(clippy::too_many_arguments)]
+    fn encap_buffer<'py>(
+        &self,
+        py: Python<'py>,
+        data: &Bound<'py, PyAny>,
+        offsets: &Bound<'py, PyAny>,
+        lengths: &Bound<'py, PyAny>,
+        ip_id: u16,
+        mark: u32,
+        link: &str,
+    ) -> PyResult<Bound<'py, pyo3::types::PyTuple>> {
+        let link = parse_link(link).py()?;
+        let dir = crate::flannel_buffer::Direction::Encap { ip_id, mark };
+        guard(AssertUnwindSafe(|| crate::flannel_buffer::run(py, &self.inner, link, data, offsets, lengths, dir)))
+    }
+
+    /// Decapsulates the frames `data[offsets[i]:offsets[i] + lengths[i]]` without the GIL;
+    /// returns `(packets, offsets, lengths, errors)` as `encap_buffer` does.
+    #[pyo3(signature = (data, offsets, lengths, *, link="ethernet"))]
+    fn decap_buffer<'py>(
+        &self,
+        py: Python<'py>,
+        data: &Bound<'py, PyAny>,
+        offsets: &Bound<'py, PyAny>,
+        lengths: &Bound<'py, PyAny>,
+        link: &str,
+    ) -> PyResult<Bound<'py, pyo3::types::PyTuple>> {
+        let link = parse_link(link).py()?;
+        let dir = crate::flannel_buffer::Direction::Decap;
+        guard(AssertUnwindSafe(|| crate::flannel_buffer::run(py, &self.inner, link, data, offsets, lengths, dir)))
+    }
+    // --- end bench ---
+
     /// The ICMP net-unreachable flannel's UDP proxy writes back for `packet`, or None.
     fn net_unreachable<'py>(&self, py: Python<'py>, packet: PyBackedBytes) -> PyResult<Option<Bound<'py, PyBytes>>> {
         let reply = guard(AssertUnwindSafe(|| Ok(self.inner.net_unreachable(&packet))))?;

@@ -9,6 +9,7 @@ mod errors;
 // --- speed ---
 mod batch;
 mod flannel;
+mod flannel_buffer; // bench
 mod packet;
 // --- parser ---
 mod ruleset;

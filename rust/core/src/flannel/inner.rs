@@ -108,6 +108,7 @@ fn parse_v6(p: &[u8]) -> Result<Inner> {
 /// The kernel uses `skb_get_hash` (jhash of the dissected flow keys with a random per-boot
 /// seed, or the NIC's RSS hash), which cannot be reproduced off the machine. kubenat keeps the
 /// property that matters: the same flow always gets the same hash and different flows spread.
+#[inline(always)]
 pub fn flow_hash(inner: &Inner, seed: u32) -> u32 {
     let mut h = Mixer(seed ^ 0x9e37_79b9);
     for addr in [inner.src, inner.dst] {
@@ -149,6 +150,7 @@ impl Mixer {
 ///
 /// `hash ^= hash << 16; port = ((u64)hash * (max - min)) >> 32) + min`; an empty range
 /// (`min >= max`) yields `min`.
+#[inline]
 pub fn src_port_in_range(hash: u32, min: u16, max: u16) -> u16 {
     if min >= max {
         return min;

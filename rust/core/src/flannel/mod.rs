@@ -6,6 +6,7 @@
 //! refusing what the node's receive path would drop ([`Encapsulator::decap_into`], errors are
 //! [`Error::Decap`] with a kind and a byte offset).
 
+pub mod fast;
 pub mod inner;
 pub mod outer;
 pub mod subnet;
