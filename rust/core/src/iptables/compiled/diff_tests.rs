@@ -614,6 +614,7 @@ fn fused_path_decides_synthetic_kube_proxy_services() {
     let c = Compiled::new(rs, synth::kube_proxy_node()).unwrap();
     let f = c.program().unwrap().fused.as_ref().expect("fused path built");
     assert_eq!(f.records(), 50, "every service has a record");
+    assert!(f.ladders() >= 50, "every service's endpoint choice is drawn at once ({})", f.ladders());
     assert!(f.bytes() / 50 <= 160, "compact records: {} bytes per service", f.bytes() / 50);
     let eth0 = c.iface_index("eth0").unwrap();
     for (i, (src, dst, sport, dport)) in synth::packets(50, 400, 11).into_iter().enumerate() {

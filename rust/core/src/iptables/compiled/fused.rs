@@ -35,6 +35,12 @@ use crate::iptables::result::{NatKind, Verdict};
 const OP_COND: u32 = 1;
 const OP_DRAW: u32 = 2;
 const OP_DNAT: u32 = 3;
+/// On a draw: the head of a chain of draws whose taken branches draw no more, in a record
+/// whose outcomes are all cached, so the chain is drawn in full without branching on each
+/// draw (the later, unneeded draws cannot be observed: nothing draws after the record).
+const LADDER: u32 = 0x20;
+/// Longest chain drawn at once.
+const MAX_LADDER: usize = 16;
 /// Longest record, in words (a record is a tree of draws; this bounds its size).
 const MAX_RECORD_WORDS: usize = 512;
 /// Most rules one record compile visits.
@@ -191,6 +197,8 @@ struct Builder<'p> {
     visits: usize,
     /// Where the record starts in the op array.
     start: usize,
+    /// Some branch's outcome is walked (it may draw after the record).
+    uncached: bool,
 }
 
 impl<'p> Builder<'p> {
@@ -373,10 +381,14 @@ impl Fused {
                 chain,
                 visits: 0,
                 start: f.ops.len(),
+                uncached: false,
             };
             let start = b.start;
             let st = Sym { frames: Vec::new(), cand: 0, marks: vec![0] };
             if f.branch(&mut b, st, start, &mut tails).is_some() && f.ops.len() - start <= MAX_RECORD_WORDS {
+                if !b.uncached {
+                    f.flag_ladders(start);
+                }
                 f.insert(k, u32::try_from(start).ok()?);
                 f.records += 1;
             } else {
@@ -385,6 +397,50 @@ impl Fused {
         }
         f.ops.shrink_to_fit();
         Some(f)
+    }
+
+    /// Whether the ops in `a..b` hold a draw.
+    fn draws_in(&self, mut a: usize, b: usize) -> bool {
+        while a < b {
+            match self.ops[a] & 0xf {
+                OP_DRAW => return true,
+                OP_COND => a += 2,
+                _ => a += 4,
+            }
+        }
+        false
+    }
+
+    /// Flags the heads of draw chains in the record starting at `start` (see [`LADDER`]).
+    fn flag_ladders(&mut self, start: usize) {
+        let end = self.ops.len();
+        let mut pc = start;
+        while pc < end {
+            match self.ops[pc] & 0xf {
+                OP_COND => pc += 2,
+                OP_DRAW => {
+                    let (mut q, mut n, mut pure) = (pc, 0, true);
+                    loop {
+                        let e = q + 2 + (self.ops[q] >> 8) as usize;
+                        if self.draws_in(q + 2, e) {
+                            pure = false;
+                            break;
+                        }
+                        n += 1;
+                        if e < end && self.ops[e] & 0xf == OP_DRAW {
+                            q = e;
+                        } else {
+                            break;
+                        }
+                    }
+                    if pure && n >= 2 {
+                        self.ops[pc] |= LADDER;
+                    }
+                    pc += 2;
+                }
+                _ => pc += 4,
+            }
+        }
     }
 
     fn insert(&mut self, k: dispatch::Key, rec: u32) {
@@ -497,7 +553,9 @@ impl Fused {
             }
             CTarget::Nop | CTarget::Notrack => {}
             CTarget::Dnat(range) => {
-                self.dnat(b, st, r, range, branch_start, tails)?;
+                if self.dnat(b, st, r, range, branch_start, tails)? {
+                    b.uncached = true;
+                }
                 return Some(true);
             }
             _ => return None,
@@ -513,7 +571,7 @@ impl Fused {
         range: Option<Range4>,
         branch_start: usize,
         tails: &mut TailCache,
-    ) -> Option<()> {
+    ) -> Option<bool> {
         // As the walk's binding, with the destination and port known.
         let (addr, port) = match range {
             None => (b.dst, b.dport),
@@ -548,17 +606,19 @@ impl Fused {
             }
         }
         let mut t = [NO_TAIL; 2];
+        let mut uncached = false;
         let universe = self.universe.clone();
         for (slot, &u) in t.iter_mut().zip(&universe) {
             if st.marks.contains(&u) {
                 *slot = self.tail(b, addr, port, u, tails);
+                uncached |= *slot == NO_TAIL;
             }
         }
         self.ops.push(OP_DNAT | (hairpin << 4) | (u32::from(port) << 16));
         self.ops.push(addr);
         self.ops.push(r.id);
         self.ops.push(t[0] | (t[1] << 16));
-        Some(())
+        Some(uncached)
     }
 
     /// The cached outcome after a DNAT to `addr:port` with `mark`, or [`NO_TAIL`].
@@ -789,6 +849,23 @@ impl Fused {
         (self.tails.len(), walked)
     }
 
+    /// Number of draw chains drawn at once (see [`LADDER`]).
+    pub fn ladders(&self) -> usize {
+        let mut n = 0;
+        let mut pc = 0;
+        while pc < self.ops.len() {
+            match self.ops[pc] & 0xf {
+                OP_COND => pc += 2,
+                OP_DRAW => {
+                    n += usize::from(self.ops[pc] & LADDER != 0);
+                    pc += 2;
+                }
+                _ => pc += 4,
+            }
+        }
+        n
+    }
+
     /// Number of keys with a record.
     pub fn records(&self) -> usize {
         self.records
@@ -910,6 +987,27 @@ impl Fused {
                         mark = apply(self.markops[(w >> 16) as usize], mark);
                     }
                     pc += 2;
+                }
+                OP_DRAW if w & LADDER != 0 => {
+                    // The whole chain at once: bit k of `taken` is draw k's outcome.
+                    let mut taken = 0u32;
+                    let mut heads = [0u32; MAX_LADDER];
+                    let mut k = 0;
+                    let mut q = pc;
+                    loop {
+                        let wq = ops[q as usize];
+                        let hit = chooser.draw(ops[q as usize + 1]) != (wq & 0x10 != 0);
+                        taken |= u32::from(hit) << k;
+                        heads[k] = q;
+                        k += 1;
+                        let e = q + 2 + (wq >> 8);
+                        if k < MAX_LADDER && ops[e as usize] & 0xf == OP_DRAW {
+                            q = e;
+                        } else {
+                            pc = if taken != 0 { heads[taken.trailing_zeros() as usize] + 2 } else { e };
+                            break;
+                        }
+                    }
                 }
                 OP_DRAW => {
                     let prob = ops[pc as usize + 1];
