@@ -58,3 +58,26 @@ def _no_leftover_namespaces() -> Iterator[None]:
         n for n in _netns.existing() if n in mine or (in_ci and n.startswith("kn-") and n not in before)
     ]
     assert not leaked, f"network namespaces left behind: {leaked}"
+
+
+# --- kernel: the differential tests together compare at least MIN_COMPARED examples ---
+@pytest.fixture(scope="session", autouse=True)
+def _enough_examples_compared(request: pytest.FixtureRequest) -> Iterator[None]:
+    """When every differential test ran (always in CI), they must have compared at least
+    ``differential.MIN_COMPARED`` ruleset-by-packet examples with the kernel, with no
+    disagreement. A run of some of them alone (a developer's selection) is not counted."""
+    yield
+    from differential import FEEDERS, MIN_COMPARED, TALLY
+
+    selected = {item.nodeid.split("tests/kernel/")[-1] for item in request.session.items}
+    if not all(feeder in selected for feeder in FEEDERS):
+        return
+    if request.session.testsfailed or kernel_unavailable_reason() is not None:
+        return  # the failure (or the skip) is reported already
+    total = sum(TALLY.compared.values())
+    per_test = ", ".join(f"{name}: {count}" for name, count in sorted(TALLY.compared.items()))
+    print(f"\nkernel differential: {total} ruleset-by-packet examples compared ({per_test})")
+    silent = [feeder for feeder in FEEDERS if not TALLY.compared[feeder]]
+    assert not silent, f"differential tests that compared nothing: {silent}"
+    assert total >= MIN_COMPARED, f"only {total} examples compared with the kernel (< {MIN_COMPARED})"
+    assert not sum(TALLY.disagreements.values()), f"disagreements: {dict(TALLY.disagreements)}"

@@ -55,7 +55,8 @@ def two() -> Iterator[tuple[str, str]]:
         assert not errors, errors
 
 
-def _frames(sock: socket.socket, want: int, match: bytes, at: int, timeout: float = 2.0) -> list[bytes]:
+def _frames(sock: socket.socket, want: int, match: bytes, at: int, timeout: float = 30.0) -> list[bytes]:
+    """The first ``want`` matching incoming frames (the timeout is only a failsafe)."""
     out: list[bytes] = []
     deadline = time.monotonic() + timeout
     while len(out) < want and time.monotonic() < deadline:
@@ -120,13 +121,14 @@ def test_udp_backend_datagrams_match_a_kernel_socket(two: tuple[str, str]) -> No
             cap_tx = packet_socket(a, "veth-a")
             cap_tx.send(frame)
             cap_tx.close()
-        time.sleep(0.2)
+        # Wait for all of them (one warm-up datagram, four from the kernel socket, four of
+        # kubenat's); the deadline is only a failsafe.
         received = []
-        while True:
-            ready, _, _ = select.select([rx], [], [], 0.2)
-            if not ready:
-                break
-            received.append(rx.recv(65535))
+        deadline = time.monotonic() + 30.0
+        while sum(len(p) > 20 for p in received) < 8 and time.monotonic() < deadline:
+            ready, _, _ = select.select([rx], [], [], 0.5)
+            if ready:
+                received.append(rx.recv(65535))
     finally:
         tx.close()
         rx.close()
@@ -254,7 +256,7 @@ def test_ipv6_overlay_against_flannel_v6(two: tuple[str, str]) -> None:
             assert ob.decap(frame) == inner
             tx.send(frame)
         received = []
-        deadline = time.monotonic() + 1.0
+        deadline = time.monotonic() + 30.0  # a failsafe: the loop ends when all arrived
         while len(received) < len(inners) and time.monotonic() < deadline:
             ready, _, _ = select.select([rx], [], [], 0.2)
             if ready:

@@ -47,6 +47,7 @@ RULES = {
 -A PREROUTING -d 10.96.0.10/32 -p udp -m udp --dport 80 -j DNAT --to-destination 10.253.2.2:8080
 -A PREROUTING -d 10.96.0.10/32 -p sctp -m sctp --dport 80 -j DNAT --to-destination 10.253.2.2:8080
 -A PREROUTING -d 10.96.0.10/32 -p icmp -j DNAT --to-destination 10.253.2.2
+-A OUTPUT -d 10.96.0.10/32 -p tcp -m tcp --dport 80 -j DNAT --to-destination 10.253.2.2:8080
 -A POSTROUTING -d 10.99.0.0/16 -o eth1 -j MASQUERADE
 COMMIT
 *filter
@@ -386,3 +387,84 @@ def test_redirect_about_a_translated_connection_is_dropped(bed: tuple[Testbed, W
     seen = node.send("client", build_packet("udp", a["client"], a["vip"], 40003, 80), "NEW")
     assert seen is not None
     assert node.send("sink", _error(4, (5, 1), a["sink"], a["client"], seen), "RELATED") is None
+
+
+def test_error_about_a_connection_the_node_opened(bed: tuple[Testbed, Wire]) -> None:
+    """Delivered to the node itself: NAT rewrites the error in INPUT (the reverse of OUTPUT's DNAT)."""
+    tb, wire = bed
+    a = ADDR[4]
+    node = Node(tb, wire, 4)
+
+    def sockets() -> tuple[socket.socket, socket.socket]:
+        sender = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+        listener = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+        listener.setblocking(False)
+        return sender, listener
+
+    sender, listener = _netns.call_in(tb.node, sockets)
+    with sender, listener:
+        # (A raw socket fills in an IPv4 identification of 0; give one.)
+        syn = build_packet("tcp", a["node_sink"], a["vip"], 40010, 80, ident=77)
+        ours = node.nf.process(syn, link="ip", from_="local")
+        wire.drain()
+        sender.sendto(syn, (a["vip"], 0))
+        assert wire.wait("sink") == [ours]
+        error = _error(4, UNREACH[4], a["sink"], a["node_sink"], ours)
+        (outcome,) = node.nf.outcomes(kubenat.Packet.from_bytes(error), from_="eth1")
+        assert (outcome.result.ct_state, outcome.result.local_delivery) == ("RELATED", True)
+        ours = node.nf.process(error, link="ip", from_="eth1")
+        assert ours is not None
+        wire.send("sink", error)
+        deadline = time.monotonic() + WAIT
+        delivered = None
+        while delivered is None and time.monotonic() < deadline:
+            select.select([listener], [], [], 0.05)
+            with contextlib.suppress(BlockingIOError):
+                delivered = listener.recv(65535)
+        assert delivered is not None, "the error was not delivered to the node"
+        assert delivered == ours, "\n".join(field_diffs(delivered, ours))
+
+
+def test_error_the_node_sends_about_a_forwarded_connection(bed: tuple[Testbed, Wire]) -> None:
+    """Sent by the node: RELATED in OUTPUT, rewritten in POSTROUTING; NAT drops it for a bad checksum."""
+    tb, wire = bed
+    a = ADDR[4]
+    node = Node(tb, wire, 4)
+    seen = node.send("client", build_packet("tcp", a["client"], a["vip"], 40020, 80), "NEW")
+    assert seen is not None
+    sender = _netns.call_in(
+        tb.node, lambda: socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+    )
+    with sender:
+        good = build_packet(
+            "icmp", "10.253.1.1", a["client"], 0, 1400, icmp_type=3, icmp_code=4, payload=seen
+        )
+        good = _with_ident(good, 99)
+        bad = bytearray(good)
+        bad[23] ^= 1
+        for error, state in ((bytes(bad), None), (good, "RELATED")):
+            (outcome,) = node.nf.outcomes(kubenat.Packet.from_bytes(error), from_="local")
+            assert outcome.result.ct_state == "RELATED"
+            ours = node.nf.process(error, link="ip", from_="local")
+            wire.drain()
+            try:
+                sender.sendto(error, (a["client"], 0))
+                refused = None
+            except PermissionError as exc:
+                refused = exc
+            if state is None:
+                # netfilter dropped it in OUTPUT: the socket gets EPERM, nothing leaves.
+                assert ours is None and refused is not None
+                continue
+            assert refused is None
+            got = wire.wait("client")
+            assert got == [ours], "\n".join(field_diffs(got[0], ours or b""))
+
+
+def _with_ident(ip: bytes, ident: int) -> bytes:
+    """An IPv4 packet with another identification (a raw socket replaces 0 with its own)."""
+    data = bytearray(ip)
+    struct.pack_into("!HH", data, 4, ident, 0)
+    struct.pack_into("!H", data, 10, 0)
+    struct.pack_into("!H", data, 10, _checksum(bytes(data[:20])))
+    return bytes(data)

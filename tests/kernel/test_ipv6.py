@@ -1,6 +1,14 @@
-"""IPv6 through the testbed (ip6tables-restore), judged by hand and compared with kubenat."""
+"""IPv6 through the testbed (ip6tables-restore): judged by hand and compared with kubenat, then
+generated IPv6 rulesets and probes compared with kubenat (``KUBENAT_IPV6_EXAMPLES=500`` for a
+larger search)."""
 
 from __future__ import annotations
+
+import os
+
+from differential import FEEDERS, check
+from hypothesis import HealthCheck, given, settings
+from rulegen import TESTBED_OPTIONS, Probe, general_rulesets, probes
 
 import kubenat
 from kubenat.kernel import Testbed, build_packet
@@ -73,3 +81,42 @@ def test_ipv6_observations_and_kubenat_agree() -> None:
             if diffs:
                 problems.append(f"{probe}: {diffs}")
         assert not problems, "\n".join(problems)
+
+
+IPV6_EXAMPLES = int(os.environ.get("KUBENAT_IPV6_EXAMPLES", "60"))
+
+
+def test_general_ipv6_rulesets() -> None:
+    """Generated IPv6 rulesets (ip6tables-restore) and probes: kubenat and the kernel agree."""
+    compared: list[int] = []
+    with Testbed(**TESTBED_OPTIONS) as bed:
+
+        @settings(
+            max_examples=IPV6_EXAMPLES,
+            deadline=None,
+            suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+        )
+        @given(text=general_rulesets(family=6), batch=probes(family=6))
+        def run(text: str, batch: list[Probe]) -> None:
+            count, problems = check(bed, text, batch, family=6, test=FEEDERS[2])
+            compared.append(count)
+            assert not problems, "kubenat and the kernel disagree:\n" + "\n".join(problems) + "\n\n" + text
+
+        run()
+    assert sum(compared) >= 6 * IPV6_EXAMPLES
+
+
+def test_ipv6_masquerade_to_a_local_address() -> None:
+    """IPv6 source address selection prefers the destination itself when it is one of the node's
+    addresses (RFC 6724 rule 1): MASQUERADE of node-to-node traffic over lo takes it."""
+    text = "*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+    text += ":POSTROUTING ACCEPT [0:0]\n-A POSTROUTING -j MASQUERADE\nCOMMIT\n"
+    batch = [
+        Probe(proto, "fd00:253:1::1", "fd00:253:2::1", 41000 + i, 53, "out")
+        for i, proto in enumerate(("icmp", "udp", "tcp"))
+    ]
+    with Testbed(**TESTBED_OPTIONS) as bed:
+        count, problems = check(bed, text, batch, family=6)
+        local = bed.inject(build_packet("udp", "fd00:253:1::1", "fd00:253:2::1", 41009, 53), path="out")
+    assert count == 3 and not problems, problems
+    assert local.local_delivery and local.src == "fd00:253:2::1"

@@ -84,6 +84,35 @@ CASES = [
         FILTER + "-A INPUT -p tcp -j DNAT --to-destination [fd00::1]:80\nCOMMIT\n",
         family="ipv6",
     ),
+    # ip6tables: address types IPv6 has no notion of (xt_addrtype's checkentry: EINVAL).
+    Case(
+        "ip6tables addrtype --src-type BROADCAST",
+        FILTER + "-A INPUT -m addrtype --src-type BROADCAST -j ACCEPT\nCOMMIT\n",
+        family="ipv6",
+    ),
+    Case(
+        "ip6tables addrtype ! --dst-type LOCAL,BROADCAST",
+        FILTER + "-A OUTPUT -m addrtype ! --dst-type LOCAL,BROADCAST -j ACCEPT\nCOMMIT\n",
+        family="ipv6",
+    ),
+    Case(
+        "ip6tables addrtype BLACKHOLE",
+        FILTER + "-A INPUT -m addrtype --dst-type BLACKHOLE -j ACCEPT\nCOMMIT\n",
+        family="ipv6",
+    ),
+    Case(
+        "ip6tables addrtype THROW",
+        FILTER + "-A INPUT -m addrtype --src-type THROW -j ACCEPT\nCOMMIT\n",
+        family="ipv6",
+    ),
+    Case(
+        "ip6tables addrtype LOCAL,UNICAST,MULTICAST,ANYCAST,UNREACHABLE,UNSPEC",
+        FILTER
+        + "-A INPUT -m addrtype --src-type LOCAL,UNICAST,MULTICAST,ANYCAST,UNREACHABLE,UNSPEC -j ACCEPT\n"
+        "COMMIT\n",
+        refused=False,
+        family="ipv6",
+    ),
     # Invalid ranges and values.
     Case("reversed port range", FILTER + "-A INPUT -p tcp --dport 90:80 -j ACCEPT\nCOMMIT\n"),
     Case(
@@ -159,6 +188,9 @@ def test_refused_like_the_kernel(netns: str, case: Case) -> None:
     lines = case.text.split("\n")
     expected = lines.index("COMMIT") + 1 if case.kernel_names_commit else err.line
     assert kernel_line == expected, f"kubenat: {err}\nkernel: {stderr}"
+    if "addrtype" in case.text and case.family == "ipv6":
+        # The kernel's reason (its log line) is in kubenat's message.
+        assert re.search(r"ipv6 .*(not supported|does not support)", str(err)), str(err)
     # kubenat quotes the rule it names, and points at a column inside it.
     assert err.text == lines[err.line - 1]
     assert 1 <= err.column <= len(err.text)

@@ -128,8 +128,9 @@ def gbp_pair() -> Iterator[Pair]:
         yield p
 
 
-def _vxlan_frames(sock: socket.socket, want: int, timeout: float = 2.0) -> list[bytes]:
-    """Incoming Ethernet/IPv4/UDP-8472 frames on a packet socket."""
+def _vxlan_frames(sock: socket.socket, want: int, timeout: float = 30.0) -> list[bytes]:
+    """Incoming Ethernet/IPv4/UDP-8472 frames on a packet socket (returns as soon as ``want``
+    arrived; the timeout is only a failsafe, long enough for a loaded machine)."""
     out: list[bytes] = []
     deadline = time.monotonic() + timeout
     while len(out) < want and time.monotonic() < deadline:
@@ -219,8 +220,13 @@ def test_kernel_source_port_is_stable_per_flow(pair: Pair) -> None:
     assert ours == again
 
 
-def _delivered(p: Pair, frames: list[bytes], port: int) -> list[bytes]:
-    """Injects each frame into B's veth from A's side; returns the payloads B's socket got."""
+def _delivered(p: Pair, frames: list[bytes], port: int, want: int | None = None) -> list[bytes]:
+    """Injects each frame into B's veth from A's side; returns the payloads B's socket got.
+
+    Waits (up to 30 s, a failsafe) until ``want`` payloads (default: one per frame) arrived.
+    With ``want=0`` it listens 0.4 s for anything: a late arrival could then only be missed
+    (never a false failure)."""
+    want = len(frames) if want is None else want
 
     def bind() -> socket.socket:
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -234,12 +240,11 @@ def _delivered(p: Pair, frames: list[bytes], port: int) -> list[bytes]:
         for f in frames:
             tx.send(f)
         got: list[bytes] = []
-        deadline = time.monotonic() + 0.4
-        while time.monotonic() < deadline:
+        deadline = time.monotonic() + (30.0 if want else 0.4)
+        while (not want or len(got) < want) and time.monotonic() < deadline:
             ready, _, _ = select.select([rx], [], [], max(0.0, deadline - time.monotonic()))
-            if not ready:
-                break
-            got.append(rx.recv(65535))
+            if ready:
+                got.append(rx.recv(65535))
         return got
     finally:
         tx.close()
@@ -326,7 +331,7 @@ def test_kubenat_rejects_what_the_kernel_drops(
     except kubenat.DecapError as e:
         kubenat_accepts = False
         reason = f"{e.kind} at {e.offset}"
-    delivered = _delivered(pair, [frame], port)
+    delivered = _delivered(pair, [frame], port, want=1 if kubenat_accepts else 0)
     kernel_accepts = payload in delivered
     assert kubenat_accepts == kernel_accepts, (
         f"{name}: kernel {'delivered' if kernel_accepts else 'dropped'} it, "

@@ -102,9 +102,9 @@ def verify(
             observations = []
             for path in ("in", "out"):
                 chosen = [p for p in probes if p.path == path]
-                observations += list(
-                    zip(chosen, tb.inject_batch([p.packet() for p in chosen], path=path), strict=True)
-                )
+                packets = [p.packet() for p in chosen]
+                sent = model.inject(packets, path) if model else tb.inject_batch(packets, path=path)
+                observations += list(zip(chosen, sent, strict=True))
             columns = ("probe", "kernel", "kubenat") if model else ("probe", "kernel")
             table = Table(*columns, title=f"{len(probes)} probes")
             disagreements = 0

@@ -186,6 +186,20 @@ class Capture:
         return seen
 
 
+def backlog_pending() -> bool:
+    """Whether some CPU still holds received packets it has not processed yet (the backlog
+    column of ``/proc/net/softnet_stat``; machine-wide, only read). On a loaded machine the
+    kernel may defer packet processing to ``ksoftirqd``; a probe still waiting there has not
+    met its fate yet, however long the capture has been quiet."""
+    try:
+        with open("/proc/net/softnet_stat", encoding="ascii") as stats:
+            rows = [line.split() for line in stats]
+    except OSError:
+        return False
+    # Columns: processed, dropped, time_squeeze, 0 x6, received_rps, flow_limit, backlog, ...
+    return any(len(row) > 11 and int(row[11], 16) > 0 for row in rows)
+
+
 def _nla(kind: int, payload: bytes) -> bytes:
     data = struct.pack("=HH", 4 + len(payload), kind) + payload
     return data + b"\0" * (-len(data) % 4)

@@ -82,6 +82,30 @@ class Model:
         found = self.netfilter.outcomes(kubenat.Packet.from_bytes(packet), from_=self.origin(path))
         return Verdicts([(float(item.probability), item.result) for item in found])
 
+    def inject(self, packets: list[bytes], path: str) -> list[KernelObservation]:
+        """``testbed.inject_batch`` with the packets whose translation kubenat says the kernel
+        picks a source port (or ICMP identifier) for sent each in a round of its own.
+
+        A kernel-chosen port may land on the port another connection of the same round keeps;
+        the kernel then moves that connection's port to avoid the clash. kubenat judges each
+        packet as a fresh connection on its own, so such a clash would look like a disagreement
+        (by chance, and only sometimes). Alone in a round (conntrack is flushed between rounds)
+        nothing can clash. (A destination port the kernel picks cannot clash: connections
+        from different sources differ anyway.)"""
+        port_fields = {"sport", "icmp_id"}
+        apart = [
+            any(port_fields & set(result.chosen) for _, result in self.outcomes(packet, path).outcomes)
+            for packet in packets
+        ]
+        shared = [i for i, alone in enumerate(apart) if not alone]
+        found: dict[int, KernelObservation] = dict(
+            zip(shared, self.testbed.inject_batch([packets[i] for i in shared], path=path), strict=True)
+        )
+        for i, alone in enumerate(apart):
+            if alone:
+                found[i] = self.testbed.inject_batch([packets[i]], path=path)[0]
+        return [found[i] for i in range(len(packets))]
+
     def process(self, packet: bytes, path: str, seed: int = 0) -> bytes | None:
         """The bytes kubenat says leave the node for this packet (None when none do)."""
         result: bytes | None = self.netfilter.process(packet, link="ip", from_=self.origin(path), seed=seed)

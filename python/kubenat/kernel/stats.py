@@ -3,7 +3,7 @@
 The test: for every outcome (the union of expected and observed ones), an exact two-sided
 binomial test of its count against ``n * p``; the distribution is rejected when the smallest
 p-value is below ``alpha / k`` (Bonferroni over the ``k`` outcomes). So the chance of a false
-alarm on a correct distribution is at most ``alpha`` per judged case (default 1e-6). An outcome
+alarm on a correct distribution is at most ``alpha`` per judged case (default 1e-9). An outcome
 with probability 0 that is observed at all is rejected outright. Pearson's chi-square statistic
 and its p-value are reported alongside (not used for the decision: with small expected counts
 its approximation is poor).
@@ -15,7 +15,7 @@ import math
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 
-DEFAULT_ALPHA = 1e-6
+DEFAULT_ALPHA = 1e-9
 
 
 def binomial_logpmf(k: int, n: int, p: float) -> float:

@@ -24,6 +24,7 @@ import re
 import secrets
 import signal
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -32,7 +33,7 @@ from typing import Any
 
 from kubenat.errors import InvalidArgument, KernelError
 from kubenat.kernel import _netns, _wire
-from kubenat.kernel.capture import Capture
+from kubenat.kernel.capture import Capture, backlog_pending
 from kubenat.kernel.conntrack import ConntrackEntry
 from kubenat.kernel.conntrack import parse as parse_conntrack
 from kubenat.kernel.inject import Injector, to_ip_bytes
@@ -468,7 +469,13 @@ class Testbed:
         self._capture.drain()
         tagged = [_wire.retag(ip, index + 1) for index, ip in enumerate(ips)]
         errors = self._injector.send(tagged, path)
-        captured = self._capture.drain(quiet=self.settle, limit=2.0 + len(ips) * 0.001)
+        # The round ends when the capture has been quiet for ``settle`` seconds and no CPU holds
+        # unprocessed packets (then no probe can still be on its way); the 60 s limit is only a
+        # failsafe against a machine whose backlog never empties.
+        captured = self._capture.drain(quiet=self.settle, limit=60.0)
+        deadline = time.monotonic() + 60.0
+        while backlog_pending() and time.monotonic() < deadline:
+            captured += self._capture.drain(quiet=self.settle, limit=60.0)
         entries = self.conntrack({ip[0] >> 4 for ip in ips})
         return classify_round(tagged, errors, captured, entries, self)
 

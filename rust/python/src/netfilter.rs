@@ -12,7 +12,7 @@ use kubenat_core::iptables::chance::Probability;
 use kubenat_core::iptables::conntrack::{status, CtEntry};
 use kubenat_core::iptables::eval::{Netfilter as CoreNetfilter, Origin};
 use kubenat_core::iptables::flow::{proto, proto_name, Flow as CoreFlow, Tuple};
-use kubenat_core::iptables::node::{IfaceAddr, Interface, Node, Route};
+use kubenat_core::iptables::node::{Bridge, BridgePort, IfaceAddr, Interface, Node, Route};
 use kubenat_core::iptables::process;
 use kubenat_core::iptables::result::{table_name, EvalResult, TraceStep as CoreStep};
 use kubenat_core::net::Cidr;
@@ -433,6 +433,16 @@ impl PyResult_ {
     fn locally_generated(&self) -> bool {
         self.inner.locally_generated
     }
+    /// The bridge port it arrived on (`in_interface` is then the bridge), if any.
+    #[getter]
+    fn physdev_in(&self) -> Option<String> {
+        self.inner.physdev_in.clone()
+    }
+    /// The bridge port it left by when bridged rather than routed, if any.
+    #[getter]
+    fn physdev_out(&self) -> Option<String> {
+        self.inner.physdev_out.clone()
+    }
     /// Every rule visited, in order.
     #[getter]
     fn trace(&self) -> Vec<PyTraceStep> {
@@ -590,8 +600,10 @@ impl PyNetfilter {
     /// `Netfilter(ruleset, local_addresses=[...], interfaces={"eth0": ["10.0.0.1/24"]},
     /// routes=[("10.244.0.0/16", "flannel.1")], stateless=False)`.
     #[new]
+    /// `bridges={"cni0": {"veth1": ["10.244.0.5"]}}`: bridge interface → port → hosts behind it.
     #[pyo3(signature = (ruleset, *, local_addresses = Vec::new(), interfaces = None, routes = Vec::new(), stateless = false,
-        route_localnet = false))]
+        route_localnet = false, bridges = None))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         ruleset: &Bound<'_, PyAny>,
         local_addresses: Vec<String>,
@@ -599,6 +611,7 @@ impl PyNetfilter {
         routes: Vec<(String, String)>,
         stateless: bool,
         route_localnet: bool,
+        bridges: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<PyNetfilter> {
         let rs = core_ruleset(ruleset)?;
         let local = local_addresses.iter().map(|a| parse_addr("local_addresses", a)).collect::<PyResult<Vec<_>>>()?;
@@ -620,7 +633,24 @@ impl PyNetfilter {
             })
             .collect::<Result<Vec<_>, Error>>()
             .py()?;
-        let node = Node::new(local, ifaces, routes).py()?.with_route_localnet(route_localnet);
+        let mut bridge_list = Vec::new();
+        if let Some(d) = bridges {
+            for (k, v) in d.iter() {
+                let name: String = k.extract()?;
+                let mut ports = Vec::new();
+                for (port, hosts) in v.cast::<PyDict>()?.iter() {
+                    let hosts: Vec<String> = hosts.extract()?;
+                    let hosts = hosts.iter().map(|h| parse_addr("bridges", h)).collect::<PyResult<Vec<_>>>()?;
+                    ports.push(BridgePort { name: port.extract()?, hosts });
+                }
+                bridge_list.push(Bridge { name, ports });
+            }
+        }
+        let node = Node::new(local, ifaces, routes)
+            .py()?
+            .with_route_localnet(route_localnet)
+            .with_bridges(bridge_list)
+            .py()?;
         let nf = guard(|| CoreNetfilter::new(rs, node, stateless).py())?;
         Ok(PyNetfilter { inner: Mutex::new(nf) })
     }

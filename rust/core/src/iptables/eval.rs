@@ -241,18 +241,25 @@ impl Netfilter {
             Origin::Auto => self.node.is_local(&flow.src),
             Origin::Local => true,
             Origin::Interface(name) => {
-                if self.node.interface(name).is_none() {
-                    return Err(Error::invalid("from", format!("the node has no interface {name:?}")));
+                if self.node.interface(name).is_none() && self.node.bridge_of_port(name).is_none() {
+                    return Err(Error::invalid("from", format!("the node has no interface or bridge port {name:?}")));
                 }
                 false
             }
         };
+        // A packet arriving on a bridge port is seen on the bridge, with the port as physdev.
+        let port = match origin {
+            Origin::Interface(name) => self.node.bridge_of_port(name).map(|b| (b.name.clone(), name.clone())),
+            _ => None,
+        };
         let in_iface = match origin {
+            _ if port.is_some() => port.as_ref().map(|(bridge, _)| bridge.clone()),
             Origin::Interface(name) => Some(name.clone()),
             _ if local => None,
             _ => Some(self.node.first_external().map_or_else(|| "eth0".to_string(), |i| i.name.clone())),
         };
         let mut w = Walk::new(self, chooser, flow.clone(), in_iface, trace);
+        w.physdev_in = port.map(|(_, p)| p);
         let verdict = if local { w.local_path()? } else { w.arriving_path()? };
         Ok(w.finish(flow, verdict, local))
     }

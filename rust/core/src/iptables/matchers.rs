@@ -98,7 +98,12 @@ impl Walk<'_> {
                     None
                 };
                 let node = &self.nf.node;
-                let test = |n: &Neg<AddrTypes>, a: &IpAddr| n.apply(node.addr_type(a, dev) & n.value.0 != 0);
+                let test = |n: &Neg<AddrTypes>, a: &IpAddr| {
+                    n.apply(match a {
+                        IpAddr::V6(v6) => node.addr_type6_matches(v6, dev, n.value.0),
+                        IpAddr::V4(_) => node.addr_type(a, dev) & n.value.0 != 0,
+                    })
+                };
                 src.as_ref().map_or(true, |n| test(n, &f.src)) && dst.as_ref().map_or(true, |n| test(n, &f.dst))
             }
             Match::Statistic(n) => {
@@ -119,7 +124,7 @@ impl Walk<'_> {
             Match::State(n) => n.apply(self.ct.state_bits() & n.value.0 != 0),
             Match::Icmp(t) => f.proto == proto::ICMP && !f.is_later_fragment() && icmp_type(t, f),
             Match::Icmp6(t) => f.proto == proto::ICMPV6 && !f.is_later_fragment() && icmp_type(t, f),
-            Match::Physdev(p) => physdev(p),
+            Match::Physdev(p) => physdev(p, self.physdev_in.as_deref(), self.physdev_out.as_deref()),
         })
     }
 
@@ -190,13 +195,28 @@ impl Walk<'_> {
     }
 }
 
-/// `physdev_mt` for a packet that did not cross a bridge (kubenat models no bridge ports): every
-/// option given must be inverted for the match to hold.
-fn physdev(p: &PhysdevMatch) -> bool {
-    let inverted_or_absent = |o: Option<bool>| o.map_or(true, |present| !present);
-    p.physdev_in.as_ref().map_or(true, |n| n.negated)
-        && p.physdev_out.as_ref().map_or(true, |n| n.negated)
-        && inverted_or_absent(p.is_in)
-        && inverted_or_absent(p.is_out)
-        && inverted_or_absent(p.is_bridged)
+/// `physdev_mt`. `indev`: the bridge port the packet arrived on (`None`: it did not come
+/// through a bridge, so no option holds unless inverted); `outdev`: the port a bridged packet
+/// leaves by (known in FORWARD and POSTROUTING). With a bridge but no output port (a routed
+/// packet), `--physdev-out` fails inverted or not (checked on a 6.18 kernel).
+fn physdev(p: &PhysdevMatch, indev: Option<&str>, outdev: Option<&str>) -> bool {
+    let Some(indev) = indev else {
+        let inverted_or_absent = |o: Option<bool>| o.map_or(true, |present| !present);
+        return p.physdev_in.as_ref().map_or(true, |n| n.negated)
+            && p.physdev_out.as_ref().map_or(true, |n| n.negated)
+            && inverted_or_absent(p.is_in)
+            && inverted_or_absent(p.is_out)
+            && inverted_or_absent(p.is_bridged);
+    };
+    // `Some(true)`: the flag is given; `Some(false)`: given with `!`.
+    let flag = |o: Option<bool>, holds: bool| o.map_or(true, |wanted| wanted == holds);
+    flag(p.is_bridged, outdev.is_some())
+        && flag(p.is_in, true)
+        && flag(p.is_out, outdev.is_some())
+        && p.physdev_in.as_ref().map_or(true, |n| n.apply(n.value.matches(indev)))
+        && match (&p.physdev_out, outdev) {
+            (Some(n), Some(out)) => n.apply(n.value.matches(out)),
+            (Some(_), None) => false,
+            (None, _) => true,
+        }
 }

@@ -499,18 +499,21 @@ impl ModuleBuilder {
                     return Err("addrtype: you must specify --src-type or --dst-type".into());
                 }
                 if info.family == Family::V6 {
-                    let unsupported = AddrTypes::BROADCAST
-                        | AddrTypes::BLACKHOLE
-                        | AddrTypes::PROHIBIT
-                        | AddrTypes::THROW
-                        | AddrTypes::NAT
-                        | AddrTypes::XRESOLVE;
+                    // xt_addrtype's checkentry refuses these for IPv6 (EINVAL; iptables-restore
+                    // says only "RULE_APPEND failed (Invalid argument)"); the kernel's log line,
+                    // checked in the kernel's order, says which.
                     let used = src.map_or(0, |t| t.value.0) | dst.map_or(0, |t| t.value.0);
-                    if used & unsupported != 0 {
-                        let names = super::render::bit_names(used & unsupported, names::ADDR_TYPES);
-                        return Err(format!(
-                            "addrtype: IPv6 does not support {names} (the kernel refuses it: Invalid argument)"
-                        ));
+                    let why = if used & AddrTypes::BLACKHOLE != 0 {
+                        Some("ipv6 BLACKHOLE matching not supported")
+                    } else if used >= AddrTypes::PROHIBIT {
+                        Some("ipv6 PROHIBIT (THROW, NAT ..) matching not supported")
+                    } else if used & AddrTypes::BROADCAST != 0 {
+                        Some("ipv6 does not support BROADCAST matching")
+                    } else {
+                        None
+                    };
+                    if let Some(why) = why {
+                        return Err(format!("addrtype: {why} (the kernel refuses the rule: Invalid argument)"));
                     }
                 }
                 Match::AddrType { src, dst, limit_iface_in: limit_in, limit_iface_out: limit_out }

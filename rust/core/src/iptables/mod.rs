@@ -16,6 +16,8 @@ pub mod result;
 mod walk;
 
 #[cfg(test)]
+mod bridge_tests;
+#[cfg(test)]
 mod eval_tests;
 #[cfg(test)]
 mod related_tests;

@@ -84,6 +84,26 @@ pub struct Route {
     pub iface: String,
 }
 
+/// A port of a bridge and the hosts behind it (where a bridged packet to them leaves).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BridgePort {
+    /// Port device name (`veth1234`); not an interface of its own.
+    pub name: String,
+    /// Addresses reached through this port.
+    pub hosts: Vec<IpAddr>,
+}
+
+/// A Linux bridge of the node (one of its interfaces) with its ports. Packets arriving on a
+/// port go through iptables with `br_netfilter` (`bridge-nf-call-iptables=1`, as Kubernetes
+/// requires): `-i` sees the bridge, `-m physdev` the port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bridge {
+    /// The bridge interface (`cni0`).
+    pub name: String,
+    /// Its ports.
+    pub ports: Vec<BridgePort>,
+}
+
 /// The node: local addresses, interfaces (lo first), routes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Node {
@@ -95,6 +115,8 @@ pub struct Node {
     explicit_routes: bool,
     /// `net.ipv4.conf.*.route_localnet`: whether 127.0.0.0/8 may be routed off `lo`.
     route_localnet: bool,
+    /// Bridges and their ports.
+    bridges: Vec<Bridge>,
 }
 
 /// Name of the loopback interface.
@@ -141,7 +163,48 @@ impl Node {
             }
         }
         let explicit_routes = !routes.is_empty();
-        Ok(Node { local, interfaces, routes, explicit_routes, route_localnet: false })
+        Ok(Node { local, interfaces, routes, explicit_routes, route_localnet: false, bridges: Vec::new() })
+    }
+
+    /// Declares bridges: each must be an interface of the node; a port name must be unique and
+    /// not an interface (packets arrive on a port, and leave by one when bridged).
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] naming the bridge or port.
+    pub fn with_bridges(mut self, bridges: Vec<Bridge>) -> Result<Node> {
+        let mut seen: Vec<&str> = Vec::new();
+        for b in &bridges {
+            if self.interface(&b.name).is_none() || b.name == LOOPBACK {
+                return Err(Error::invalid("bridges", format!("bridge {:?} is not an interface of the node", b.name)));
+            }
+            for p in &b.ports {
+                if self.interface(&p.name).is_some() || seen.contains(&p.name.as_str()) {
+                    return Err(Error::invalid(
+                        "bridges",
+                        format!("port {:?} of bridge {:?} is an interface or another port", p.name, b.name),
+                    ));
+                }
+                seen.push(&p.name);
+            }
+        }
+        self.bridges = bridges;
+        Ok(self)
+    }
+
+    /// The bridges.
+    pub fn bridges(&self) -> &[Bridge] {
+        &self.bridges
+    }
+
+    /// The bridge a port belongs to.
+    pub fn bridge_of_port(&self, port: &str) -> Option<&Bridge> {
+        self.bridges.iter().find(|b| b.ports.iter().any(|p| p.name == port))
+    }
+
+    /// The port of `bridge` a host is behind.
+    pub fn port_for(&self, bridge: &str, host: &IpAddr) -> Option<&str> {
+        let b = self.bridges.iter().find(|b| b.name == bridge)?;
+        b.ports.iter().find(|p| p.hosts.contains(host)).map(|p| p.name.as_str())
     }
 
     /// Sets `route_localnet` (kube-proxy turns it on for localhost NodePorts). Off, as by the
@@ -280,6 +343,53 @@ impl Node {
         }
     }
 
+    /// Whether an IPv6 address has the `addrtype` types of `mask` (`match_type6` in
+    /// `xt_addrtype.c`). Unlike IPv4, where an address has one type, an IPv6 address is checked
+    /// against each asked-for type: UNICAST, MULTICAST and UNSPEC by the address's format (so
+    /// a local address is UNICAST too), LOCAL, ANYCAST and UNREACHABLE by a route lookup (an
+    /// address without a route is only UNREACHABLE; with `dev`, LOCAL means owned by `dev`).
+    pub fn addr_type6_matches(&self, a: &Ipv6Addr, dev: Option<&str>, mask: u16) -> bool {
+        let multicast = a.is_multicast();
+        let unspecified = a.is_unspecified();
+        let unicast = !multicast && !unspecified && a.to_ipv4_mapped().is_none();
+        if (mask & AddrTypes::MULTICAST != 0 && !multicast)
+            || (mask & AddrTypes::UNICAST != 0 && !unicast)
+            || (mask & AddrTypes::UNSPEC != 0 && !unspecified)
+        {
+            return false;
+        }
+        if mask & (AddrTypes::LOCAL | AddrTypes::ANYCAST | AddrTypes::UNREACHABLE) == 0 {
+            return true;
+        }
+        let addr = IpAddr::V6(*a);
+        let local = self.is_local(&addr);
+        let mut found = 0;
+        if let Some(d) = dev {
+            if self.owner(&addr).is_some_and(|o| o.name == d) {
+                found = AddrTypes::LOCAL;
+            }
+        }
+        if !local && self.route(&addr).is_none() {
+            return mask & AddrTypes::UNREACHABLE != 0;
+        }
+        if dev.is_none() && local {
+            found |= AddrTypes::LOCAL;
+        }
+        // The subnet-router anycast address of a connected prefix (all host bits zero).
+        let anycast = self.interfaces.iter().flat_map(|i| &i.addrs).any(|x| match x.addr {
+            IpAddr::V6(own) if x.prefix < 127 => {
+                let host_bits = 128 - u32::from(x.prefix);
+                let net = u128::from(own).checked_shr(host_bits).unwrap_or(0).checked_shl(host_bits).unwrap_or(0);
+                net == u128::from(*a)
+            }
+            _ => false,
+        });
+        if anycast {
+            found |= AddrTypes::ANYCAST;
+        }
+        mask & found != 0
+    }
+
     /// Whether a destination is delivered locally (local, broadcast or multicast).
     pub fn delivers_locally(&self, dst: &IpAddr) -> bool {
         self.is_local(dst) || self.addr_type(dst, None) & (AddrTypes::BROADCAST | AddrTypes::MULTICAST) != 0
@@ -316,6 +426,11 @@ impl Node {
     /// the kernel's `inet_select_addr` — the first universe-scope address of any interface.
     pub fn masquerade_source(&self, out: &str, dst: &IpAddr) -> Option<IpAddr> {
         let family = Family::of(dst);
+        if family == Family::V6 && self.is_local(dst) {
+            // IPv6 source address selection (RFC 6724 rule 1, "prefer same address"): traffic
+            // to one of the node's own addresses is sent from that very address.
+            return Some(*dst);
+        }
         let usable = |a: &&IfaceAddr| Family::of(&a.addr) == family && !a.is_host_scope() && !is_link_local(&a.addr);
         if let Some(iface) = self.interface(out) {
             let mut candidates = iface.addrs.iter().filter(usable);
@@ -395,6 +510,27 @@ mod tests {
         assert_eq!(n.addr_type(&ip("224.0.0.1"), None), AddrTypes::MULTICAST);
         assert_eq!(n.addr_type(&ip("8.8.8.8"), None), AddrTypes::UNICAST);
         assert_eq!(n.addr_type(&ip("127.0.0.1"), Some("lo")), AddrTypes::LOCAL);
+    }
+
+    #[test]
+    fn ipv6_addr_types_are_checked_one_by_one() {
+        let eth0 = Interface { name: "eth0".into(), addrs: vec![IfaceAddr::parse("fd00:1::1/64").unwrap()] };
+        let n = Node::new(vec![], vec![eth0], vec![]).unwrap();
+        let m = |a: &str, mask: u16| n.addr_type6_matches(&a.parse().unwrap(), None, mask);
+        // MASQUERADE to one of our own addresses (over lo) takes that address as the source.
+        assert_eq!(n.masquerade_source("lo", &ip("fd00:1::1")), Some(ip("fd00:1::1")));
+        // A local address is UNICAST and LOCAL at once (IPv4 would say only LOCAL).
+        assert!(m("fd00:1::1", AddrTypes::UNICAST));
+        assert!(m("fd00:1::1", AddrTypes::LOCAL));
+        assert!(m("fd00:1::1", AddrTypes::UNICAST | AddrTypes::LOCAL));
+        assert!(!m("fd00:1::5", AddrTypes::LOCAL));
+        assert!(!m("ff02::1", AddrTypes::UNICAST));
+        assert!(m("ff02::1", AddrTypes::MULTICAST));
+        // Types of the format are all required: nothing is UNICAST and MULTICAST.
+        assert!(!m("ff02::1", AddrTypes::UNICAST | AddrTypes::MULTICAST));
+        assert!(m("::", AddrTypes::UNSPEC));
+        assert!(!m("::ffff:10.0.0.1", AddrTypes::UNICAST));
+        assert!(m("fd00:1::", AddrTypes::ANYCAST));
     }
 
     #[test]

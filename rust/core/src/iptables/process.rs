@@ -35,7 +35,11 @@ pub fn rewrite(packet: &IpPacket, result: &EvalResult) -> Result<IpPacket> {
         }
     }
     nat::rewrite_nat(buf, &layout, &rw)?;
-    let forwarded = !result.locally_generated && !result.local_delivery && result.out_interface.is_some();
+    // A routed packet loses one TTL; a bridged one (physdev_out) is not routed.
+    let forwarded = !result.locally_generated
+        && !result.local_delivery
+        && result.out_interface.is_some()
+        && result.physdev_out.is_none();
     if forwarded {
         nat::decrement_ttl(buf, &layout);
     }

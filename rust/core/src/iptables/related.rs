@@ -11,6 +11,7 @@
 
 use crate::iptables::ast::TableName;
 use crate::iptables::conntrack::{status, Direction, PacketCt};
+use crate::iptables::eval::table_slot;
 use crate::iptables::nat::Manip;
 use crate::iptables::result::{Hook, Verdict};
 use crate::iptables::walk::Walk;
@@ -54,6 +55,12 @@ impl Walk<'_> {
     pub(crate) fn related_nat(&mut self, hook: Hook, manip: Manip) -> Option<Verdict> {
         let PacketCt::Tracked { entry, dir, .. } = &self.ct else { return None };
         let (entry, dir) = (entry.clone(), *dir);
+        // The translation verifies the ICMP checksum first, at every nat hook (in PREROUTING
+        // conntrack has already found such a packet INVALID; a locally sent one gets here).
+        if self.flow.icmp_checksum_bad && self.nf.tables[table_slot(TableName::Nat)].is_some() {
+            self.note(TableName::Nat, format!("nat {}: ICMP error with a bad checksum; dropped", hook.chain()));
+            return Some(Verdict::Drop);
+        }
         let nat_mask = status::SRC_NAT | status::DST_NAT;
         let done_mask = status::SRC_NAT_DONE | status::DST_NAT_DONE;
         if self.flow.family() == Family::V4

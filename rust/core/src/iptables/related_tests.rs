@@ -257,3 +257,27 @@ fn error_about_an_untranslated_connection_is_related_and_unchanged() {
     nat::decrement_ttl(&mut want, &layout);
     assert_eq!(out.unwrap(), want);
 }
+
+#[test]
+fn error_the_node_sends_about_a_forwarded_connection() {
+    let [client, vip, pod, _] = addrs(false);
+    let mut nf = netfilter(false);
+    send(&mut nf, bytes(build::tcp(client, vip, 40000, 80)), "eth0");
+    let quote = bytes(build::tcp(client, pod, 40000, 8080).ttl(63));
+    let node_ip = ip("192.168.0.2");
+    let local = |nf: &mut Netfilter, b: Vec<u8>| {
+        let pkt = IpPacket::parse(b, Link::Ip).unwrap();
+        let (out, res) = nf.process(&pkt, &Origin::Local, None, true).unwrap();
+        (out.map(IpPacket::into_bytes), res)
+    };
+    // Sent by the node: no TTL decrement; POSTROUTING gives it the service as its source.
+    let (out, res) = local(&mut nf, bytes(build::icmp(node_ip, client, 3, 4, 1400).payload(quote.clone())));
+    assert_eq!(res.ct_state, "RELATED");
+    let inner = bytes(build::tcp(client, vip, 40000, 80).ttl(63));
+    assert_eq!(out.unwrap(), bytes(build::icmp(vip, client, 3, 4, 1400).payload(inner)));
+    // NAT verifies the checksum of a related error at every nat hook: a bad one is dropped.
+    let mut bad = bytes(build::icmp(node_ip, client, 3, 4, 1400).payload(quote));
+    bad[23] ^= 1;
+    let (out, res) = local(&mut nf, bad);
+    assert_eq!((res.ct_state, res.verdict, out), ("RELATED", Verdict::Drop, None));
+}

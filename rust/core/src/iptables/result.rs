@@ -193,7 +193,7 @@ pub struct EvalResult {
     pub chosen: Vec<(&'static str, crate::iptables::nat::Chosen)>,
     /// The packet mark at the end.
     pub mark: u32,
-    /// Conntrack state of the packet (`NEW`, `ESTABLISHED`, `INVALID`, `UNTRACKED`).
+    /// Conntrack state of the packet (`NEW`, `ESTABLISHED`, `RELATED`, `INVALID`, `UNTRACKED`).
     pub ct_state: &'static str,
     /// The connection (after this packet), when tracked.
     pub conntrack: Option<CtEntry>,
@@ -205,6 +205,11 @@ pub struct EvalResult {
     pub local_delivery: bool,
     /// Whether it was generated on the node.
     pub locally_generated: bool,
+    /// The bridge port it arrived on (`in_interface` is then the bridge).
+    pub physdev_in: Option<String>,
+    /// The bridge port it left by when it was bridged rather than routed (`out_interface` is
+    /// then the bridge; no TTL decrement).
+    pub physdev_out: Option<String>,
     /// Every rule visited, in order (empty when tracing is off).
     pub trace: Vec<TraceStep>,
 }

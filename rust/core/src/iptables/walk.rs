@@ -2,6 +2,7 @@
 //! bindings, and the first-match chain walker (an explicit stack, no recursion).
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 
 use crate::error::{Error, Result};
 use crate::iptables::ast::{ConnmarkOp, NatRange, Policy, Rule, TableName, Target};
@@ -75,6 +76,12 @@ pub(crate) struct Walk<'a> {
     commit: bool,
     local_delivery: bool,
     routed_out: Option<String>,
+    /// The bridge port the packet arrived on (`br_netfilter` knows it: `-m physdev`).
+    pub(crate) physdev_in: Option<String>,
+    /// The bridge port a bridged packet leaves by (known from FORWARD on).
+    pub(crate) physdev_out: Option<String>,
+    /// Bridged between two ports of a bridge rather than routed.
+    bridged: bool,
 }
 
 impl<'a> Walk<'a> {
@@ -107,6 +114,9 @@ impl<'a> Walk<'a> {
             commit: false,
             local_delivery: false,
             routed_out: None,
+            physdev_in: None,
+            physdev_out: None,
+            bridged: false,
         }
     }
 
@@ -187,8 +197,12 @@ impl<'a> Walk<'a> {
 
     /// A packet arriving on an interface.
     pub(crate) fn arriving_path(&mut self) -> Result<Verdict> {
+        let addressed_to = self.flow.dst;
         if let Some(v) = self.hook_pass(Hook::Prerouting, true)? {
             return Ok(v);
+        }
+        if let Some(port) = self.bridge_port_out()? {
+            return self.bridged_path(port, addressed_to);
         }
         if self.in_iface.as_deref() != Some(LOOPBACK) {
             if let Some(why) = self.nf.node.martian_arriving(&self.flow.src, &self.flow.dst) {
@@ -217,6 +231,50 @@ impl<'a> Walk<'a> {
         self.flow.ttl -= 1;
         self.out_iface = Some(out.clone());
         self.routed_out = Some(out);
+        if let Some(v) = self.hook_pass(Hook::Forward, true)? {
+            return Ok(v);
+        }
+        if let Some(v) = self.hook_pass(Hook::Postrouting, true)? {
+            return Ok(v);
+        }
+        self.confirm();
+        Ok(Verdict::Accept)
+    }
+
+    /// For a packet that arrived on a bridge port: the port it is bridged to, when its
+    /// destination (after DNAT) is a host on the same bridge; `None` when it is routed.
+    fn bridge_port_out(&self) -> Result<Option<String>> {
+        let (Some(_), Some(bridge)) = (&self.physdev_in, self.in_iface.as_deref()) else { return Ok(None) };
+        let node = &self.nf.node;
+        let dst = self.flow.dst;
+        // Without DNAT the frame went to the host itself when that is on the bridge; after DNAT
+        // br_netfilter re-routes it and bridges it when the new route leaves by the same bridge.
+        if node.delivers_locally(&dst) || node.route(&dst) != Some(bridge) {
+            return Ok(None);
+        }
+        match node.port_for(bridge, &dst) {
+            Some(p) => Ok(Some(p.to_string())),
+            None => Err(Error::invalid(
+                "bridges",
+                format!("{dst} is bridged on {bridge}, but no port of {bridge} lists it among its hosts"),
+            )),
+        }
+    }
+
+    /// A packet bridged between two ports (`br_netfilter`): FORWARD and POSTROUTING see the
+    /// bridge as both devices; no routing, so no TTL decrement.
+    fn bridged_path(&mut self, port: String, addressed_to: IpAddr) -> Result<Verdict> {
+        if self.flow.dst != addressed_to {
+            // DNAT made br_netfilter route the packet (ip_route_input) before bridging it.
+            if let Some(why) = self.nf.node.martian_arriving(&self.flow.src, &self.flow.dst) {
+                self.note(TableName::Filter, format!("routing: {why}; dropped"));
+                return Ok(Verdict::Drop);
+            }
+        }
+        self.bridged = true;
+        self.out_iface = self.in_iface.clone();
+        self.routed_out = self.in_iface.clone();
+        self.physdev_out = Some(port);
         if let Some(v) = self.hook_pass(Hook::Forward, true)? {
             return Ok(v);
         }
@@ -693,6 +751,8 @@ impl<'a> Walk<'a> {
             out_interface: self.routed_out.clone(),
             local_delivery: self.local_delivery && verdict == Verdict::Accept,
             locally_generated: local,
+            physdev_in: self.physdev_in.clone(),
+            physdev_out: if self.bridged { self.physdev_out.clone() } else { None },
             trace: self.trace.take().unwrap_or_default(),
         };
         let effects = Effects {
