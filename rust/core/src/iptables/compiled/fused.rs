@@ -23,7 +23,7 @@
 
 use std::collections::HashMap;
 
-use crate::iptables::ast::{MultiportSide, TableName};
+use crate::iptables::ast::{AddrTypes, MultiportSide, TableName};
 use crate::iptables::chance::{Chooser, Rng};
 use crate::iptables::compiled::dispatch::{self, mix};
 use crate::iptables::compiled::program::{hflag, CRule, CTarget, Mod, Program, Range4, NONE_BIT};
@@ -45,6 +45,8 @@ const MAX_LADDER: usize = 16;
 const MAX_RECORD_WORDS: usize = 512;
 /// Most rules one record compile visits.
 const MAX_SYM_VISITS: usize = 4096;
+/// Slot value of a key of the entry run without a record (the exact walk decides it).
+const NO_RECORD: u32 = u32::MAX;
 /// Tail index meaning "walk the rest exactly".
 const NO_TAIL: u32 = 0xffff;
 /// The rule a tail leaves untouched (no real rule has this index).
@@ -393,6 +395,8 @@ impl Fused {
                 f.records += 1;
             } else {
                 f.ops.truncate(start);
+                // Still a key of the run: a lookup miss then means "no candidate" for sure.
+                f.insert(k, NO_RECORD);
             }
         }
         f.ops.shrink_to_fit();
@@ -750,17 +754,21 @@ impl Fused {
         if node.martian_arriving(pkt.src, pkt.dst) {
             return None;
         }
-        let (a, b) = p.maps[self.entry_map as usize].lookup(dispatch::key(pkt.dst, pkt.proto, pkt.dport));
-        if a != b {
+        // Every key of the entry run is in the table (with or without a record).
+        if self.lookup(pkt.dst, pkt.proto, pkt.dport).is_some() {
             return None;
         }
-        let local = node.delivers_locally(pkt.dst);
+        let dst_type = node.addr_type(pkt.dst, None);
+        // As `delivers_locally`, reusing the address type.
+        let local = node.is_local(pkt.dst) || dst_type & (AddrTypes::BROADCAST | AddrTypes::MULTICAST) != 0;
         let out = if local { None } else { node.route(pkt.dst) };
+        // A unicast address is unicast on every device.
+        let dst_type_out = if dst_type == AddrTypes::UNICAST { dst_type } else { node.addr_type(pkt.dst, out) };
         Some(MissKey {
             proto: pkt.proto,
             dport: pkt.dport,
-            dst_type: node.addr_type(pkt.dst, None),
-            dst_type_out: node.addr_type(pkt.dst, out),
+            dst_type,
+            dst_type_out,
             local,
             out,
             masq: out.and_then(|o| node.masquerade_source(o, pkt.dst)),
@@ -915,7 +923,7 @@ impl Fused {
         {
             return None;
         }
-        self.lookup(pkt.dst, pkt.proto, pkt.dport)
+        self.lookup(pkt.dst, pkt.proto, pkt.dport).filter(|&r| r != NO_RECORD)
     }
 
     /// Touches the first words of a record (batch callers use it to overlap memory latency).
