@@ -18,6 +18,7 @@ ROW_KEYS = {
     "parse_ms",
     "compile_ms",
     "bytes_per_service",
+    "total_bytes_per_service",
     "dispatch_bytes_per_service",
     "batch_mpps",
     "batch_threads_mpps",
