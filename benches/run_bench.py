@@ -13,7 +13,8 @@ from kubenat.bench import report
 
 def main(argv: list[str]) -> None:
     sizes = tuple(int(a) for a in argv) or bench.QUICK_SIZES
-    data = bench.run(sizes, packets=200_000, kernel=False, step=lambda s: print(s, file=sys.stderr))
+    limits = bench.Limits(kernel=False)
+    data = bench.run(sizes, packets=200_000, limits=limits, step=lambda s: print(s, file=sys.stderr))
     console = Console()
     console.print(report.table(data))
     console.print(report.targets(data))

@@ -23,6 +23,7 @@ ROW_KEYS = {
     "batch_threads_mpps",
     "threads",
     "single_call_ns",
+    "lean_call_ns",
     "plain_mpps",
     "python_pps",
     "python_kind",
@@ -60,6 +61,8 @@ def test_bench_smoke(tmp_path: Path) -> None:
         assert row["rules"] == 14 * row["services"] + 23
         assert 0.85 < row["dnat_share"] < 0.99  # 15 of 16 packets hit a service
         assert row["batch_mpps"] > 0 and row["plain_mpps"] > 0 and row["python_pps"] > 0
+        assert row["single_call_ns"] > 0 and row["lean_call_ns"] > 0
+        assert row["python_kind"].startswith("kubenat.reference")
     assert set(data["summary"]) >= {"batch_mpps_10k", "single_call_ns", "vs_python"}
     assert png.stat().st_size > 1000
     assert "targets" in result.output

@@ -9,6 +9,7 @@ from __future__ import annotations
 from kubenat import _core, flannel
 from kubenat._core import (  # parser
     Classifier,  # speed
+    LeanClassifier,  # bench
     Packet,
     Rule,
     Ruleset,
@@ -47,6 +48,7 @@ __all__ = [
     "InvalidArgument",
     "KernelError",
     "KubenatError",
+    "LeanClassifier",  # bench
     "LimitError",
     "ManifestError",
     "Netfilter",  # evaluator

@@ -585,3 +585,16 @@ def _classifier_from_state(
     routes: Sequence[tuple[str, str]],
 ) -> Classifier: ...
 def _synthetic_kube_proxy(services: int, endpoints: int = 4) -> str: ...
+
+# --- bench ---
+
+@final
+class LeanClassifier:
+    """A :class:`Classifier` reduced to its cheapest call: integers in, the ``classify`` tuple out.
+    Shares the classifier's compiled ruleset; packets arrive on its default interface."""
+
+    def __new__(cls, classifier: Classifier) -> LeanClassifier: ...
+    def classify(
+        self, src: int, dst: int, proto: int, sport: int, dport: int, seed: int, /
+    ) -> tuple[int, int, int, int, int, int, int]:
+        """``Classifier.classify(src, dst, proto, sport, dport, seed=seed)``."""

@@ -664,3 +664,11 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_synthetic_kube_proxy, m)?)?;
     Ok(())
 }
+
+// --- bench: read access for the lean entry point (fastcall.rs) ---
+impl Classifier {
+    /// The compiled classifier, shared.
+    pub(crate) fn compiled_arc(&self) -> &Arc<Compiled> {
+        &self.inner
+    }
+}

@@ -8,6 +8,7 @@ use pyo3::prelude::*;
 mod errors;
 // --- speed ---
 mod batch;
+mod fastcall; // bench
 mod flannel;
 mod flannel_buffer; // bench
 mod packet;
@@ -25,5 +26,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     ruleset::register(m)?; // parser
     netfilter::register(m)?; // evaluator
     batch::register(m)?; // speed
+    fastcall::register(m)?; // bench
     Ok(())
 }
