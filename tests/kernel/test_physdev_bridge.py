@@ -3,9 +3,10 @@
 The node's sink links become ports of a bridge ``br0`` (hairpin mode on, as the CNI bridge
 plugin sets it for pods). Frames are sent from the peers with the destination MAC a host
 would use: another host on the bridge (bridged), or the bridge itself (routed, or DNAT to a
-host on the bridge, which ``br_netfilter`` bridges). Every rule of the node only counts; the
-kernel's rule counters must equal the rules kubenat's trace says matched, and the bytes that
-come out equal ``Netfilter.process`` (a bridged packet keeps its TTL).
+host on the bridge, which ``br_netfilter`` bridges). Every rule of the node only counts TCP
+packets (the node's own IGMP/MLD reports are no probes); the kernel's rule counters must equal
+the rules kubenat's trace says matched, and the bytes that come out equal ``Netfilter.process``
+(a bridged packet keeps its TTL).
 """
 
 from __future__ import annotations
@@ -30,12 +31,12 @@ RULES = """*mangle
 :FORWARD ACCEPT [0:0]
 :OUTPUT ACCEPT [0:0]
 :POSTROUTING ACCEPT [0:0]
--A PREROUTING -m physdev --physdev-is-in
--A PREROUTING -m physdev --physdev-is-out
--A PREROUTING -m physdev ! --physdev-is-bridged
--A POSTROUTING -m physdev --physdev-is-bridged
--A POSTROUTING -m physdev --physdev-out eth2
--A POSTROUTING -m physdev ! --physdev-in eth1
+-A PREROUTING -p tcp -m physdev --physdev-is-in
+-A PREROUTING -p tcp -m physdev --physdev-is-out
+-A PREROUTING -p tcp -m physdev ! --physdev-is-bridged
+-A POSTROUTING -p tcp -m physdev --physdev-is-bridged
+-A POSTROUTING -p tcp -m physdev --physdev-out eth2
+-A POSTROUTING -p tcp -m physdev ! --physdev-in eth1
 COMMIT
 *nat
 :PREROUTING ACCEPT [0:0]
@@ -50,15 +51,15 @@ COMMIT
 :INPUT ACCEPT [0:0]
 :FORWARD ACCEPT [0:0]
 :OUTPUT ACCEPT [0:0]
--A FORWARD -m physdev --physdev-is-in
--A FORWARD -m physdev --physdev-is-out
--A FORWARD -m physdev --physdev-is-bridged
--A FORWARD -m physdev --physdev-in eth1
--A FORWARD -m physdev --physdev-out eth2
--A FORWARD -m physdev ! --physdev-out eth2
--A FORWARD -m physdev --physdev-in eth+ ! --physdev-is-bridged
--A FORWARD -i br0 -o br0
--A FORWARD -o br0
+-A FORWARD -p tcp -m physdev --physdev-is-in
+-A FORWARD -p tcp -m physdev --physdev-is-out
+-A FORWARD -p tcp -m physdev --physdev-is-bridged
+-A FORWARD -p tcp -m physdev --physdev-in eth1
+-A FORWARD -p tcp -m physdev --physdev-out eth2
+-A FORWARD -p tcp -m physdev ! --physdev-out eth2
+-A FORWARD -p tcp -m physdev --physdev-in eth+ ! --physdev-is-bridged
+-A FORWARD -i br0 -o br0 -p tcp
+-A FORWARD -o br0 -p tcp
 COMMIT
 """
 RULES6 = (
