@@ -30,7 +30,7 @@ def table(data: dict[str, Any]) -> Any:
         "threads Mpps",
         "Python call ns",
         "lean call ns",
-        "plain Mpps",
+        "plain pps",
         "x plain",
         "Python pps",
         "x Python",
@@ -53,11 +53,11 @@ def table(data: dict[str, Any]) -> Any:
             f"{_fmt(r['batch_threads_mpps'], 2)} ({r['threads']})",
             _fmt(r["single_call_ns"], 0),
             _fmt(r["lean_call_ns"], 0),
-            _fmt(r["plain_mpps"], 4),
+            _fmt(r["plain_mpps"] * 1e6, 0),
             _fmt(r["batch_mpps"] / r["plain_mpps"], 0) if r["plain_mpps"] else "—",
             _fmt(r["python_pps"], 1) if r["python_pps"] else "skipped",
             _fmt(batch_pps / r["python_pps"], 0) if r["python_pps"] else "—",
-            _fmt(kernel, 0) if kernel else r["kernel_note"][:24],
+            _fmt(kernel, 0) if kernel else r["kernel_note"].split(" above")[0][:24],
             _fmt(batch_pps / kernel, 0) if kernel else "—",
             _fmt(r["batch_mpps"] / base, 2) if base else "—",
         )
@@ -69,11 +69,11 @@ def targets(data: dict[str, Any]) -> Any:
     from rich.table import Table
 
     t = Table(title="targets")
-    for col in ("target", "measured", "goal", "met"):
-        t.add_column(col, justify="right")
+    for col in ("target", "measured", "goal", "met", "how"):
+        t.add_column(col, justify="right" if col != "how" else "left")
     for name, v in data["summary"].items():
         met = {True: "yes", False: "no", None: "not measured"}[v["met"]]
-        t.add_row(name, _fmt(v["value"], 2), _fmt(v["target"], 2), met)
+        t.add_row(name, _fmt(v["value"], 3), _fmt(v["target"], 2), met, v.get("how", ""))
     vx = data["vxlan"]
 
     def mpps(key: str) -> str:

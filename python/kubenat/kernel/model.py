@@ -83,18 +83,24 @@ class Model:
         return Verdicts([(float(item.probability), item.result) for item in found])
 
     def inject(self, packets: list[bytes], path: str) -> list[KernelObservation]:
-        """``testbed.inject_batch`` with the packets whose translation kubenat says the kernel
-        picks a source port (or ICMP identifier) for sent each in a round of its own.
+        """``testbed.inject_batch`` with the packets whose source port (or ICMP identifier) NAT
+        changes or the kernel picks sent each in a round of its own.
 
-        A kernel-chosen port may land on the port another connection of the same round keeps;
-        the kernel then moves that connection's port to avoid the clash. kubenat judges each
-        packet as a fresh connection on its own, so such a clash would look like a disagreement
-        (by chance, and only sometimes). Alone in a round (conntrack is flushed between rounds)
-        nothing can clash. (A destination port the kernel picks cannot clash: connections
-        from different sources differ anyway.)"""
+        Such a port may land on the port another connection of the same round has; the kernel
+        then moves one of them or, with nowhere to move it (a single port), drops the packet.
+        kubenat judges each packet as a fresh connection on its own, so such a clash would look
+        like a disagreement (by chance, and only sometimes). Alone in a round (conntrack is
+        flushed between rounds) nothing can clash. (A destination port the kernel picks cannot
+        clash: connections from different sources differ anyway.)"""
         port_fields = {"sport", "icmp_id"}
+
+        def moves_source_port(result: Any) -> bool:
+            # Picked by the kernel, or rewritten to a fixed port (--to-ports 40000): either may
+            # meet another connection's port; a kept port cannot (probes have distinct ones).
+            return bool(port_fields & set(result.chosen)) or result.sport != result.original.sport
+
         apart = [
-            any(port_fields & set(result.chosen) for _, result in self.outcomes(packet, path).outcomes)
+            any(moves_source_port(result) for _, result in self.outcomes(packet, path).outcomes)
             for packet in packets
         ]
         shared = [i for i, alone in enumerate(apart) if not alone]
