@@ -61,6 +61,8 @@ fn port_or(what: &str, port: u32, default: u16) -> Result<u16, Error> {
 pub struct PyEncapsulator {
     inner: flannel::Encapsulator,
     backend: &'static str,
+    /// Buffer-call templates for mark 0, per link (Ethernet, IP), built on first use (bench).
+    fast: [std::sync::OnceLock<kubenat_core::flannel::fast::FastPath>; 2],
 }
 
 type LeaseTuple = (String, String, Option<String>, Option<String>);
@@ -152,6 +154,14 @@ fn build(
     Ok((flannel::Encapsulator::new(backend, local, table, gateway_mac)?, name))
 }
 
+impl PyEncapsulator {
+    /// The cached buffer-call templates for `link` (mark 0).
+    fn fast_path(&self, link: Link) -> &kubenat_core::flannel::fast::FastPath {
+        let slot = usize::from(link == Link::Ip);
+        self.fast[slot].get_or_init(|| kubenat_core::flannel::fast::FastPath::new(&self.inner, link, 0))
+    }
+}
+
 fn results_to_py(py: Python<'_>, results: Vec<Result<Vec<u8>, Error>>) -> Vec<Py<PyAny>> {
     results
         .into_iter()
@@ -214,7 +224,7 @@ impl PyEncapsulator {
             )
             .py()
         }))?;
-        Ok(PyEncapsulator { inner, backend })
+        Ok(PyEncapsulator { inner, backend, fast: Default::default() })
     }
 
     /// The backend: "vxlan", "udp" or "host-gw".
@@ -289,7 +299,16 @@ impl PyEncapsulator {
     ) -> PyResult<Bound<'py, pyo3::types::PyTuple>> {
         let link = parse_link(link).py()?;
         let dir = crate::flannel_buffer::Direction::Encap { ip_id, mark };
-        guard(AssertUnwindSafe(|| crate::flannel_buffer::run(py, &self.inner, link, data, offsets, lengths, dir)))
+        guard(AssertUnwindSafe(|| {
+            let built;
+            let fast = if mark == 0 {
+                self.fast_path(link)
+            } else {
+                built = kubenat_core::flannel::fast::FastPath::new(&self.inner, link, mark);
+                &built
+            };
+            crate::flannel_buffer::run(py, fast, data, offsets, lengths, dir)
+        }))
     }
 
     /// Decapsulates the frames `data[offsets[i]:offsets[i] + lengths[i]]` without the GIL;
@@ -305,7 +324,7 @@ impl PyEncapsulator {
     ) -> PyResult<Bound<'py, pyo3::types::PyTuple>> {
         let link = parse_link(link).py()?;
         let dir = crate::flannel_buffer::Direction::Decap;
-        guard(AssertUnwindSafe(|| crate::flannel_buffer::run(py, &self.inner, link, data, offsets, lengths, dir)))
+        guard(AssertUnwindSafe(|| crate::flannel_buffer::run(py, self.fast_path(link), data, offsets, lengths, dir)))
     }
     // --- end bench ---
 

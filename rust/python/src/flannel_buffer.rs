@@ -8,7 +8,6 @@ use pyo3::pybacked::PyBackedBytes;
 use pyo3::types::{PyByteArray, PyBytes, PyDict, PyTuple};
 
 use kubenat_core::flannel::fast::{Failures, FastPath};
-use kubenat_core::flannel::{Encapsulator, Link};
 use kubenat_core::Error;
 
 use crate::errors::{CoreError, IntoPyResult};
@@ -84,8 +83,7 @@ pub(crate) enum Direction {
 /// errors: {index: exception})`.
 pub(crate) fn run<'py>(
     py: Python<'py>,
-    enc: &Encapsulator,
-    link: Link,
+    fast: &FastPath,
     data: &Bound<'py, PyAny>,
     offsets: &Bound<'py, PyAny>,
     lengths: &Bound<'py, PyAny>,
@@ -106,11 +104,6 @@ pub(crate) fn run<'py>(
         Direction::Encap { .. } => FastPath::encap_capacity(n, sum),
         Direction::Decap => sum,
     };
-    let mark = match direction {
-        Direction::Encap { mark, .. } => mark,
-        Direction::Decap => 0,
-    };
-    let fast = FastPath::new(enc, link, mark);
     let mut out_offsets = vec![0u64; n];
     let mut out_lengths = vec![0u32; n];
     let mut failures: Failures = Vec::new();

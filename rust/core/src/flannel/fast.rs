@@ -113,8 +113,11 @@ struct RxConfig {
 
 /// Batch encapsulation/decapsulation for one node and link type (see the module docs).
 #[derive(Debug, Clone)]
-pub struct FastPath<'a> {
-    enc: &'a Encapsulator,
+pub struct FastPath {
+    /// The node (a copy: a `FastPath` is built once and kept), for the single-packet path.
+    enc: Encapsulator,
+    /// The mark the templates were built for.
+    mark: u32,
     link: Link,
     /// VXLAN configuration when the fast path applies to this backend.
     vxlan: Option<(vxlan::Config, usize)>,
@@ -195,16 +198,17 @@ fn probe(dst: Ipv4Addr) -> [u8; 20] {
     p
 }
 
-impl<'a> FastPath<'a> {
+impl FastPath {
     /// Prepares batches for `enc` on `link`, frames carrying `mark` (a GBP device with a
     /// non-zero mark takes the single-packet path for every packet).
-    pub fn new(enc: &'a Encapsulator, link: Link, mark: u32) -> FastPath<'a> {
+    pub fn new(enc: &Encapsulator, link: Link, mark: u32) -> FastPath {
         let (ip_at, hdr_len) = match link {
             Link::Ethernet => (14, 64),
             Link::Ip => (0, 50),
         };
         let mut fp = FastPath {
-            enc,
+            enc: enc.clone(),
+            mark,
             link,
             vxlan: None,
             templates: Vec::new(),
@@ -354,7 +358,8 @@ impl<'a> FastPath<'a> {
     /// frame after the other, writing each frame's offset and length (0 for a packet that
     /// failed) to `out_offsets` / `out_lengths`. The outer IPv4 ID starts at `ip_id` and goes up
     /// by one per frame sent, as in [`Encapsulator::encap_batch`]. Returns the failed packets
-    /// with their errors.
+    /// with their errors. (A `mark` other than the one given to [`FastPath::new`] sends every
+    /// packet through the single-packet path.)
     ///
     /// # Errors
     /// [`Error::Invalid`] when a span lies outside `data`, the arrays differ in length, or `out`
@@ -386,7 +391,8 @@ impl<'a> FastPath<'a> {
         for start in (0..offsets.len()).step_by(GROUP) {
             let end = (start + GROUP).min(offsets.len());
             for (plan, i) in plans.iter_mut().zip(start..end) {
-                *plan = self.plan(span(data, offsets[i], lengths[i]), &mut last);
+                // Templates hold the VXLAN header of the mark they were built for.
+                *plan = if mark == self.mark { self.plan(span(data, offsets[i], lengths[i]), &mut last) } else { None };
             }
             for (&plan, i) in plans.iter().zip(start..end) {
                 let p = span(data, offsets[i], lengths[i]);
