@@ -116,7 +116,9 @@ def test_ipv6_masquerade_to_a_local_address() -> None:
         for i, proto in enumerate(("icmp", "udp", "tcp"))
     ]
     with Testbed(**TESTBED_OPTIONS) as bed:
-        count, problems = check(bed, text, batch, family=6)
+        count, problems = check(
+            bed, text, batch, family=6, test="test_ipv6.py::test_ipv6_masquerade_to_a_local_address"
+        )
         local = bed.inject(build_packet("udp", "fd00:253:1::1", "fd00:253:2::1", 41009, 53), path="out")
     assert count == 3 and not problems, problems
     assert local.local_delivery and local.src == "fd00:253:2::1"
