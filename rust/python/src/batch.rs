@@ -32,7 +32,8 @@ type NodeSpec = (Vec<String>, Vec<(String, Vec<String>)>, Vec<(String, String)>)
 #[pyclass(frozen, module = "kubenat._core", name = "Classifier")]
 pub(crate) struct Classifier {
     inner: Arc<Compiled>,
-    text: String,
+    /// The dump text when built from text (a ruleset object is saved only when pickled).
+    text: Option<String>,
     spec: NodeSpec,
     calls: AtomicU64,
     entropy: u64,
@@ -230,6 +231,47 @@ where
     Ok(cols)
 }
 
+/// Packets handed to the core batch call at a time (bounds the per-thread packet buffer).
+const SUB_BATCH: usize = 4096;
+
+/// Runs the compiled classifier's batch call over `threads` threads; `make(i)` builds packet `i`.
+fn run_compiled<F>(inner: &Compiled, n: usize, threads: usize, seed: u64, make: F) -> CoreResult<Columns>
+where
+    F: Fn(usize) -> Packet4 + Sync,
+{
+    let mut cols = Columns::new(n);
+    let chunks = split(&mut cols, threads);
+    let results: Vec<CoreResult<()>> = std::thread::scope(|s| {
+        let handles: Vec<_> = chunks
+            .into_iter()
+            .map(|(start, mut chunk)| {
+                let make = &make;
+                s.spawn(move || {
+                    let mut scratch = Scratch::default();
+                    let len = chunk.verdict.len();
+                    let mut pkts = Vec::with_capacity(SUB_BATCH.min(len));
+                    let mut out = vec![Decision::default(); SUB_BATCH.min(len)];
+                    let mut at = 0;
+                    while at < len {
+                        let m = SUB_BATCH.min(len - at);
+                        pkts.clear();
+                        pkts.extend((start + at..start + at + m).map(make));
+                        inner.classify_batch(&pkts, seed, (start + at) as u64, &mut scratch, &mut out[..m])?;
+                        for (k, d) in out[..m].iter().enumerate() {
+                            chunk.put(at + k, d);
+                        }
+                        at += m;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(Error::eval("a batch worker panicked")))).collect()
+    });
+    results.into_iter().collect::<CoreResult<Vec<()>>>()?;
+    Ok(cols)
+}
+
 fn write_column<'py, T: Element + Copy>(
     py: Python<'py>,
     out: Option<&Bound<'py, PyDict>>,
@@ -277,13 +319,19 @@ fn engine_arg(engine: &str) -> PyResult<bool> {
 }
 
 impl Classifier {
-    fn build(text: String, spec: NodeSpec, ruleset: Option<Arc<iptables::ast::Ruleset>>) -> PyResult<Classifier> {
+    fn build(
+        text: Option<String>,
+        spec: NodeSpec,
+        ruleset: Option<Arc<iptables::ast::Ruleset>>,
+    ) -> PyResult<Classifier> {
         let node = node_from(&spec).py()?;
-        let ruleset = match ruleset {
-            Some(r) => r,
-            None => Arc::new(iptables::parse(&text).py()?),
+        let ruleset = match (ruleset, &text) {
+            (Some(r), _) => r,
+            (None, Some(text)) => Arc::new(iptables::parse(text).py()?),
+            (None, None) => return Err(Error::invalid("ruleset", "neither text nor a ruleset")).py(),
         };
-        let inner = Compiled::new(ruleset, node).py()?.with_source(&text);
+        // No `with_source`: the classifier reports rule indexes and lines, never rule text.
+        let inner = Compiled::new(ruleset, node).py()?;
         Ok(Classifier {
             inner: Arc::new(inner),
             text,
@@ -338,11 +386,10 @@ impl Classifier {
         guard(std::panic::AssertUnwindSafe(|| {
             let spec = (local, interfaces_arg(interfaces)?, routes);
             if let Ok(text) = ruleset.extract::<String>() {
-                return Classifier::build(text, spec, None);
+                return Classifier::build(Some(text), spec, None);
             }
             let parsed = ruleset.cast::<crate::ruleset::Ruleset>().map_err(PyErr::from)?;
-            let text: String = ruleset.call_method0("save")?.extract()?;
-            Classifier::build(text, spec, Some(Arc::clone(&parsed.get().inner)))
+            Classifier::build(None, spec, Some(Arc::clone(&parsed.get().inner)))
         }))
     }
 
@@ -382,10 +429,18 @@ impl Classifier {
         }))
     }
 
-    /// Bytes of the compiled structures: `{"total": ..., "dispatch": ...}`.
+    /// Bytes of the compiled structures: `{"total": ..., "dispatch": ..., "fast": ...}` —
+    /// `fast` is the fused kube-proxy path (hash slots, per-service records, cached
+    /// outcomes): what a first packet to a service touches.
     fn memory(&self) -> std::collections::HashMap<&'static str, usize> {
         let p = self.inner.program();
-        [("total", p.map_or(0, |p| p.bytes())), ("dispatch", p.map_or(0, |p| p.dispatch_bytes()))].into_iter().collect()
+        [
+            ("total", p.map_or(0, |p| p.bytes())),
+            ("dispatch", p.map_or(0, |p| p.dispatch_bytes())),
+            ("fast", p.map_or(0, |p| p.fast_bytes())),
+        ]
+        .into_iter()
+        .collect()
     }
 
     /// One packet: `(verdict, dst, dport, src, sport, mark, rule)` — verdict 0 ACCEPT, 1 DROP,
@@ -505,24 +560,26 @@ impl Classifier {
             }
             let seed = self.seed_or_entropy(seed);
             let threads = threads.clamp(1, 256).min(n.max(1));
+            let make = |i: usize| Packet4 {
+                src: src[i],
+                dst: dst[i],
+                proto: proto[i],
+                sport: sport[i],
+                dport: dport[i],
+                tcp_flags: 0x02,
+                ttl: 64,
+                iface: iface[i],
+            };
             let cols = py
                 .detach(|| {
                     guard_core(|| {
+                        if compiled {
+                            return run_compiled(&self.inner, n, threads, seed, make);
+                        }
                         run_batch(n, threads, |i, scratch| {
-                            let pkt = Packet4 {
-                                src: src[i],
-                                dst: dst[i],
-                                proto: proto[i],
-                                sport: sport[i],
-                                dport: dport[i],
-                                tcp_flags: 0x02,
-                                ttl: 64,
-                                iface: iface[i],
-                            };
+                            let pkt = make(i);
                             let s = packet_seed(seed, i as u64);
-                            if compiled {
-                                self.inner.classify(&pkt, s, scratch)
-                            } else {
+                            {
                                 if usize::from(pkt.iface) >= self.inner.interfaces().len() {
                                     return Err(Error::invalid(
                                         "iface",
@@ -611,7 +668,11 @@ impl Classifier {
         let args = PyTuple::new(
             py,
             [
-                self.text.clone().into_pyobject(py)?.into_any(),
+                self.text
+                    .clone()
+                    .unwrap_or_else(|| self.inner.netfilter().ruleset().save(false))
+                    .into_pyobject(py)?
+                    .into_any(),
                 local.into_pyobject(py)?,
                 interfaces.into_pyobject(py)?,
                 routes.into_pyobject(py)?,
@@ -642,7 +703,7 @@ fn _classifier_from_state(
     interfaces: Vec<(String, Vec<String>)>,
     routes: Vec<(String, String)>,
 ) -> PyResult<Classifier> {
-    guard(|| Classifier::build(text, (local, interfaces, routes), None))
+    guard(|| Classifier::build(Some(text), (local, interfaces, routes), None))
 }
 
 /// The synthetic kube-proxy ruleset of the benchmarks: `services` ClusterIP services with

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::iptables::ast::{Ruleset, TableName};
 use crate::iptables::chance::{Chooser, Probability, Rng, ALWAYS};
+use crate::iptables::compiled::fused::{Fused, MissKey, MissOutcome};
 use crate::iptables::compiled::program::Program;
 use crate::iptables::compiled::walk::{Ct, Frame, Walk};
 use crate::iptables::eval::{Netfilter, Origin};
@@ -32,22 +33,82 @@ pub struct Compiled {
     nf: Netfilter,
     program: Option<Program>,
     reason: Option<String>,
-    /// Flat index of each chain's first rule, by (table, chain name).
-    chain_first: HashMap<(TableName, String), u32>,
+    /// Flat index of each chain's first rule, by (table, chain name); built on first use
+    /// (only plain-evaluator decisions need it).
+    chain_first: std::sync::OnceLock<HashMap<(TableName, String), u32>>,
     names: Vec<String>,
+    /// Identity of this classifier (and its clones) for the per-thread [`Scratch`].
+    id: u64,
 }
+
+/// A fast hasher for small fixed-size keys (multiply-rotate per word; keys are not
+/// attacker-chosen and the table is bounded).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct MixHasher(u64);
+
+impl std::hash::Hasher for MixHasher {
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+    #[inline]
+    fn write_u8(&mut self, i: u8) {
+        self.write_u64(u64::from(i));
+    }
+    #[inline]
+    fn write_u16(&mut self, i: u16) {
+        self.write_u64(u64::from(i));
+    }
+    #[inline]
+    fn write_u32(&mut self, i: u32) {
+        self.write_u64(u64::from(i));
+    }
+    #[inline]
+    fn write_u64(&mut self, i: u64) {
+        self.0 = (self.0.rotate_left(5) ^ i).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+    #[inline]
+    fn write_usize(&mut self, i: usize) {
+        self.write_u64(i as u64);
+    }
+}
+
+/// Most miss classes one [`Scratch`] remembers.
+const MAX_MISS_CLASSES: usize = 4096;
+
+static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 /// Per-thread working memory (reused across packets so the fast path never allocates).
 #[derive(Debug, Default)]
 pub struct Scratch {
     stack: Vec<Frame>,
     plain: Option<Netfilter>,
+    /// The classifier the cached state below belongs to (0: none).
+    owner: u64,
+    /// Outcomes of miss classes seen so far (`None`: the class must be walked).
+    miss: HashMap<MissKey, Option<MissOutcome>, std::hash::BuildHasherDefault<MixHasher>>,
 }
 
 impl Scratch {
     /// The plain evaluator this scratch keeps for fallbacks (cloned from `c` on first use).
     pub fn plain_netfilter(&mut self, c: &Compiled) -> &mut Netfilter {
+        self.own(c);
         self.plain.get_or_insert_with(|| c.nf.clone())
+    }
+
+    /// Forgets what belongs to another classifier (one scratch may serve several in turn).
+    fn own(&mut self, c: &Compiled) {
+        if self.owner != c.id {
+            self.plain = None;
+            self.miss.clear();
+            self.owner = c.id;
+        }
     }
 }
 
@@ -80,16 +141,10 @@ impl Compiled {
             Ok(p) => (Some(p), None),
             Err(why) => (None, Some(why)),
         };
-        let mut chain_first = HashMap::new();
-        let mut n = 0u32;
-        for t in &ruleset.tables {
-            for c in &t.chains {
-                chain_first.insert((t.name, c.name.clone()), n);
-                n = n.saturating_add(u32::try_from(c.rules.len()).unwrap_or(u32::MAX));
-            }
-        }
+        let chain_first = std::sync::OnceLock::new();
         let names = nf.node().interfaces().iter().map(|i| i.name.clone()).collect();
-        Ok(Compiled { nf, program, reason, chain_first, names })
+        let id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(Compiled { nf, program, reason, chain_first, names, id })
     }
 
     /// Keeps the dump text so that traces quote each rule's line.
@@ -167,6 +222,14 @@ impl Compiled {
         match fast {
             Some(p) => {
                 let mut chooser = Chooser::Sample(Rng::new(seed));
+                if let Some(f) = &p.fused {
+                    if let Some(d) = f.classify(p, pkt, &mut chooser, &mut scratch.stack)? {
+                        return Ok(d);
+                    }
+                    if let Some(d) = self.miss_decision(p, f, pkt, scratch) {
+                        return Ok(d);
+                    }
+                }
                 Walk::run(p, pkt, &mut chooser, &mut scratch.stack)
             }
             None => {
@@ -174,6 +237,75 @@ impl Compiled {
                 self.plain_decision(&pkt.to_flow(), &origin, seed, scratch)
             }
         }
+    }
+
+    /// The decision of a packet of a cacheable miss class (no draw is made).
+    fn miss_decision(&self, p: &Program, f: &Fused, pkt: &Packet4, scratch: &mut Scratch) -> Option<Decision> {
+        let key = f.miss_key(p, pkt)?;
+        scratch.own(self);
+        let outcome = match scratch.miss.get(&key) {
+            Some(o) => *o,
+            None => {
+                let o = f.fill_miss(p, pkt);
+                if scratch.miss.len() < MAX_MISS_CLASSES {
+                    scratch.miss.insert(key, o);
+                }
+                o
+            }
+        };
+        outcome.map(|o| o.decision(pkt))
+    }
+
+    /// Decides a batch of packets into `out` (same length): packet `i` is drawn with
+    /// `packet_seed(seed, base + i)`, so results equal [`Compiled::classify`] one by one.
+    /// Packets are taken in blocks whose fused-path table slots and records are touched first,
+    /// so that their memory latencies overlap.
+    ///
+    /// # Errors
+    /// The first error of a packet, as [`Compiled::classify`].
+    pub fn classify_batch(
+        &self,
+        pkts: &[Packet4],
+        seed: u64,
+        base: u64,
+        scratch: &mut Scratch,
+        out: &mut [Decision],
+    ) -> Result<()> {
+        const BLOCK: usize = 16;
+        if out.len() != pkts.len() {
+            return Err(Error::invalid("out", format!("has {} slots for {} packets", out.len(), pkts.len())));
+        }
+        let fused = self.program.as_ref().and_then(|p| p.fused.as_ref().map(|f| (p, f)));
+        let n_ifaces = self.names.len();
+        for (b, (block, outs)) in pkts.chunks(BLOCK).zip(out.chunks_mut(BLOCK)).enumerate() {
+            let mut recs = [u32::MAX; BLOCK];
+            if let Some((p, f)) = fused {
+                let mut sink = 0u32;
+                for pkt in block {
+                    sink ^= f.touch(pkt.dst, pkt.proto, pkt.dport);
+                }
+                for (pkt, rec) in block.iter().zip(recs.iter_mut()) {
+                    if usize::from(pkt.iface) < n_ifaces {
+                        if let Some(r) = f.record(p, pkt) {
+                            *rec = r;
+                            sink ^= f.touch_record(r);
+                        }
+                    }
+                }
+                std::hint::black_box(sink);
+            }
+            for (j, (pkt, slot)) in block.iter().zip(outs.iter_mut()).enumerate() {
+                let s = packet_seed(seed, base + (b * BLOCK + j) as u64);
+                match fused {
+                    Some((p, f)) if recs[j] != u32::MAX => {
+                        let mut chooser = Chooser::Sample(Rng::new(s));
+                        f.run_into(p, pkt, recs[j], &mut chooser, &mut scratch.stack, slot)?;
+                    }
+                    _ => *slot = self.classify(pkt, s, scratch)?,
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Decides any flow from any origin: compiled when it can, else the plain evaluator.
@@ -202,7 +334,7 @@ impl Compiled {
     }
 
     fn plain_decision(&self, flow: &Flow, origin: &Origin, seed: u64, scratch: &mut Scratch) -> Result<Decision> {
-        let nf = scratch.plain.get_or_insert_with(|| self.nf.clone());
+        let nf = scratch.plain_netfilter(self);
         let r = nf.evaluate(flow, origin, Some(seed), true)?;
         self.decision_of(&r)
     }
@@ -259,6 +391,20 @@ impl Compiled {
         self.nf.clone().evaluate(flow, origin, Some(seed), true)
     }
 
+    fn chain_first(&self) -> &HashMap<(TableName, String), u32> {
+        self.chain_first.get_or_init(|| {
+            let mut chain_first = HashMap::new();
+            let mut n = 0u32;
+            for t in &self.nf.ruleset().tables {
+                for c in &t.chains {
+                    chain_first.insert((t.name, c.name.clone()), n);
+                    n = n.saturating_add(u32::try_from(c.rules.len()).unwrap_or(u32::MAX));
+                }
+            }
+            chain_first
+        })
+    }
+
     /// The deciding rule of a traced evaluation (see [`Decision::rule`]).
     pub fn deciding_rule(&self, trace: &[TraceStep]) -> Option<u32> {
         let mut rule = None;
@@ -273,7 +419,7 @@ impl Compiled {
                 }
             } else if s.matched && terminal(&s.action) {
                 rule = self
-                    .chain_first
+                    .chain_first()
                     .get(&(s.table, s.chain.clone()))
                     .map(|&f| f + u32::try_from(s.rule - 1).unwrap_or(u32::MAX));
             }

@@ -383,3 +383,337 @@ fn service_packets_are_dnated_to_an_endpoint() {
         c.rule_location(c.classify(&pkt, 1, &mut Scratch::default()).unwrap().rule.unwrap()).unwrap();
     assert!(chain.starts_with("KUBE-SEP-") || chain == "KUBE-FORWARD", "{chain}");
 }
+
+impl R {
+    /// A kube-proxy-like nat table (dispatch run → service chains with a source-conditional
+    /// mark, a statistic ladder → endpoint chains with a hairpin mark and a DNAT), perturbed
+    /// with random extra matches and targets, so that the fused path is built and also refused.
+    fn kube_like_nat(&mut self, keys: &mut Vec<(u32, u8, u16)>) -> Table {
+        let services = 1 + self.n(4);
+        let mut chains = Vec::new();
+        let mut svc_rules = Vec::new();
+        let mut sep_chains = Vec::new();
+        let mut svc_chains = Vec::new();
+        for s in 0..services {
+            let svc = format!("SVC{s}");
+            let mut rules = Vec::new();
+            if self.chance(70) {
+                let target = if self.chance(85) {
+                    Target::Jump("MASQ".into())
+                } else {
+                    Target::Mark { value: 0x4000, mask: 0x4000 }
+                };
+                let mut matches = vec![Match::Source(Neg { value: self.cidr(), negated: self.chance(70) })];
+                if self.chance(15) {
+                    matches.push(self.a_match());
+                }
+                rules.push(Rule { matches, target, counters: None, line: 0 });
+            }
+            let eps = 1 + self.n(4);
+            for e in 0..eps {
+                let sep = format!("SEP{s}x{e}");
+                let ep = self.addr();
+                let mut sep_rules = Vec::new();
+                if self.chance(80) {
+                    let src = if self.chance(80) { Cidr::host(IpAddr::V4(Ipv4Addr::from(ep))) } else { self.cidr() };
+                    sep_rules.push(Rule {
+                        matches: vec![Match::Source(Neg::plain(src))],
+                        target: Target::Jump("MASQ".into()),
+                        counters: None,
+                        line: 0,
+                    });
+                }
+                let mut matches = vec![Match::Protocol(Neg::plain(6))];
+                if self.chance(10) {
+                    matches.push(self.a_match());
+                }
+                let target = if self.chance(90) {
+                    let ports = if self.chance(80) { Some(PortRange::single(8080)) } else { None };
+                    let addrs = Some((IpAddr::V4(Ipv4Addr::from(ep)), IpAddr::V4(Ipv4Addr::from(ep))));
+                    let ranges = if self.chance(10) { self.nat_range() } else { vec![NatRange { addrs, ports }] };
+                    Target::Dnat { ranges, random: false, persistent: false }
+                } else {
+                    self.target(TableName::Nat, &[])
+                };
+                sep_rules.push(Rule { matches, target, counters: None, line: 0 });
+                let mut matches = Vec::new();
+                if e + 1 < eps || self.chance(10) {
+                    let probability = if self.chance(90) { ALWAYS / (eps - e) as u32 } else { self.prob() };
+                    matches.push(Match::Statistic(Neg {
+                        value: Statistic::Random { probability },
+                        negated: self.chance(5),
+                    }));
+                }
+                if self.chance(5) {
+                    matches.push(self.a_match());
+                }
+                let target = if self.chance(95) { Target::Jump(sep.clone()) } else { Target::Goto(sep.clone()) };
+                rules.push(Rule { matches, target, counters: None, line: 0 });
+                sep_chains.push(Chain { name: sep, policy: None, counters: None, rules: sep_rules, line: 0 });
+            }
+            svc_chains.push(Chain { name: svc.clone(), policy: None, counters: None, rules, line: 0 });
+            for _ in 0..1 + self.n(2) {
+                let proto = [6u8, 6, 17][self.n(3)];
+                let (dst, dport) = (ADDRS[5 + self.n(3)], [80, 443][self.n(2)]);
+                keys.push((dst, proto, dport));
+                let port = Some(Neg::plain(PortRange::single(dport)));
+                let mut matches = vec![
+                    Match::Destination(Neg::plain(Cidr::host(IpAddr::V4(Ipv4Addr::from(dst))))),
+                    Match::Protocol(Neg::plain(proto)),
+                    if proto == 6 {
+                        Match::Tcp { sport: None, dport: port, flags: None }
+                    } else {
+                        Match::Udp { sport: None, dport: port }
+                    },
+                ];
+                if self.chance(10) {
+                    matches.push(self.a_match());
+                }
+                svc_rules.push(Rule { matches, target: Target::Jump(svc.clone()), counters: None, line: 0 });
+            }
+        }
+        while svc_rules.len() < 3 {
+            let r = svc_rules[0].clone();
+            svc_rules.push(r);
+        }
+        if self.chance(50) {
+            svc_rules.push(self.rule(TableName::Nat, &[]));
+        }
+        let mut pre = Vec::new();
+        if self.chance(15) {
+            pre.push(self.rule(TableName::Nat, &[]));
+        }
+        pre.push(Rule {
+            matches: vec![Match::Comment("portals".into())],
+            target: Target::Jump("SVCS".into()),
+            counters: None,
+            line: 0,
+        });
+        let mut masq = vec![Rule {
+            matches: vec![],
+            target: Target::Mark { value: 0x4000, mask: 0x4000 },
+            counters: None,
+            line: 0,
+        }];
+        if self.chance(15) {
+            masq.push(self.rule(TableName::Nat, &[]));
+        }
+        let post = vec![
+            Rule {
+                matches: vec![Match::Mark(Neg { value: (0x4000, 0x4000), negated: true })],
+                target: Target::Return,
+                counters: None,
+                line: 0,
+            },
+            Rule { matches: vec![], target: Target::Mark { value: 0x4000, mask: 0 }, counters: None, line: 0 },
+            Rule {
+                matches: vec![],
+                target: Target::Masquerade { ports: None, random: false, random_fully: true },
+                counters: None,
+                line: 0,
+            },
+        ];
+        let hook = |name: &str, rules: Vec<Rule>| Chain {
+            name: name.into(),
+            policy: Some(Policy::Accept),
+            counters: None,
+            rules,
+            line: 0,
+        };
+        chains.push(hook("PREROUTING", pre));
+        chains.push(hook("INPUT", vec![]));
+        chains.push(hook("OUTPUT", vec![]));
+        let mut post_rules =
+            vec![Rule { matches: vec![], target: Target::Jump("POST".into()), counters: None, line: 0 }];
+        if self.chance(20) {
+            post_rules.push(self.rule(TableName::Nat, &[]));
+        }
+        chains.push(hook("POSTROUTING", post_rules));
+        let plain =
+            |name: &str, rules: Vec<Rule>| Chain { name: name.into(), policy: None, counters: None, rules, line: 0 };
+        chains.push(plain("SVCS", svc_rules));
+        chains.push(plain("MASQ", masq));
+        chains.push(plain("POST", post));
+        chains.extend(svc_chains);
+        chains.extend(sep_chains);
+        Table { name: TableName::Nat, chains, line: 0 }
+    }
+
+    fn kube_like_ruleset(&mut self, keys: &mut Vec<(u32, u8, u16)>) -> Ruleset {
+        let mut tables = Vec::new();
+        if self.chance(15) {
+            tables.push(self.table(TableName::Raw, &["PREROUTING", "OUTPUT"]));
+        }
+        if self.chance(20) {
+            tables.push(self.table(TableName::Mangle, &["PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"]));
+        }
+        tables.push(self.kube_like_nat(keys));
+        if self.chance(80) {
+            tables.push(self.table(TableName::Filter, &["INPUT", "FORWARD", "OUTPUT"]));
+        }
+        Ruleset { family: Family::V4, tables }
+    }
+
+    fn kube_like_packet(&mut self, ifaces: usize, keys: &[(u32, u8, u16)]) -> Packet4 {
+        let mut pkt = self.packet(ifaces);
+        if self.chance(85) {
+            (pkt.dst, pkt.proto, pkt.dport) = keys[self.n(keys.len())];
+        }
+        if self.chance(20) {
+            pkt.src = ADDRS[self.n(ADDRS.len())];
+        }
+        if self.chance(60) {
+            pkt.tcp_flags = 0x02;
+            pkt.ttl = 64;
+        }
+        pkt
+    }
+}
+
+/// Whether the fused path decides this packet (it must then agree with the plain evaluator,
+/// which [`check`] verifies through [`Compiled::classify`]).
+fn fused_decides(c: &Compiled, pkt: &Packet4, seed: u64) -> bool {
+    let Some(p) = c.program() else { return false };
+    let Some(f) = &p.fused else { return false };
+    let mut chooser = crate::iptables::chance::Chooser::Sample(crate::iptables::chance::Rng::new(seed));
+    matches!(f.classify(p, pkt, &mut chooser, &mut Vec::new()), Ok(Some(_)))
+}
+
+#[test]
+fn fused_path_equals_plain_on_kube_like_rulesets() {
+    let mut r = R(Gen(0x6675_7365_6421_0001));
+    let node = synth::kube_proxy_node();
+    let ifaces = node.interfaces().len();
+    let (mut examples, mut fused, mut built) = (0usize, 0usize, 0usize);
+    while examples < 12_000 {
+        let mut keys = Vec::new();
+        let rs = r.kube_like_ruleset(&mut keys);
+        let text = rs.save(false);
+        let Ok(c) = Compiled::new(rs, node.clone()) else { continue };
+        if c.program().is_some_and(|p| p.fused.is_some()) {
+            built += 1;
+        }
+        let mut scratch = Scratch::default();
+        for k in 0..4 {
+            let pkt = r.kube_like_packet(ifaces, &keys);
+            let seed = r.0.next_u64();
+            if fused_decides(&c, &pkt, seed) {
+                fused += 1;
+            }
+            check(&c, &pkt, seed, &mut scratch, k == 0, &format!("kube-like\n{text}"));
+            examples += 1;
+        }
+    }
+    assert!(fused > examples / 8, "the fused path decides many examples ({fused} of {examples}, {built} built)");
+    assert!(built > 100, "the fused path is built for many rulesets ({built})");
+}
+
+#[test]
+fn fused_path_decides_synthetic_kube_proxy_services() {
+    let rs = crate::iptables::parse(&synth::kube_proxy_text(50, 4)).unwrap();
+    let c = Compiled::new(rs, synth::kube_proxy_node()).unwrap();
+    let f = c.program().unwrap().fused.as_ref().expect("fused path built");
+    assert_eq!(f.records(), 50, "every service has a record");
+    assert!(f.ladders() >= 50, "every service's endpoint choice is drawn at once ({})", f.ladders());
+    assert!(f.bytes() / 50 <= 160, "compact records: {} bytes per service", f.bytes() / 50);
+    let eth0 = c.iface_index("eth0").unwrap();
+    for (i, (src, dst, sport, dport)) in synth::packets(50, 400, 11).into_iter().enumerate() {
+        let pkt = Packet4 { src, dst, proto: 6, sport, dport, tcp_flags: 0x02, ttl: 64, iface: eth0 };
+        let seed = packet_seed(5, i as u64);
+        assert_eq!(fused_decides(&c, &pkt, seed), dst >> 16 == synth::SERVICE_BASE >> 16, "{pkt:?}");
+        check(&c, &pkt, seed, &mut Scratch::default(), false, "synthetic fused");
+    }
+}
+
+#[test]
+fn batch_equals_one_by_one() {
+    let mut r = R(Gen(0x6261_7463_6821_0002));
+    let node = synth::kube_proxy_node();
+    let ifaces = node.interfaces().len();
+    let mut rulesets = vec![crate::iptables::parse(&synth::kube_proxy_text(60, 4)).unwrap()];
+    let mut keys = Vec::new();
+    for _ in 0..40 {
+        rulesets.push(r.kube_like_ruleset(&mut keys));
+    }
+    for (k, rs) in rulesets.into_iter().enumerate() {
+        let Ok(c) = Compiled::new(rs, node.clone()) else { continue };
+        let pkts: Vec<Packet4> = if k == 0 {
+            let eth0 = c.iface_index("eth0").unwrap();
+            synth::packets(60, 1000, 3)
+                .into_iter()
+                .map(|(src, dst, sport, dport)| Packet4 {
+                    src,
+                    dst,
+                    proto: 6,
+                    sport,
+                    dport,
+                    tcp_flags: 2,
+                    ttl: 64,
+                    iface: eth0,
+                })
+                .collect()
+        } else {
+            (0..37).map(|_| r.kube_like_packet(ifaces, &keys)).collect()
+        };
+        let mut scratch = Scratch::default();
+        let mut out = vec![crate::iptables::compile::Decision::default(); pkts.len()];
+        let batch = c.classify_batch(&pkts, 99, 5, &mut scratch, &mut out);
+        let one: Result<Vec<_>, _> =
+            pkts.iter().enumerate().map(|(i, p)| c.classify(p, packet_seed(99, 5 + i as u64), &mut scratch)).collect();
+        match (batch, one) {
+            (Ok(()), Ok(list)) => assert_eq!(out, list),
+            (Err(_), Err(_)) => {}
+            (a, b) => panic!("batch {a:?} vs one by one {b:?}"),
+        }
+    }
+}
+
+#[test]
+fn miss_classes_equal_plain_on_kube_like_rulesets() {
+    let mut r = R(Gen(0x6d69_7373_6573_0003));
+    let node = synth::kube_proxy_node();
+    let ifaces = node.interfaces().len();
+    let (mut examples, mut cached) = (0usize, 0usize);
+    while examples < 6_000 {
+        let mut keys = Vec::new();
+        let rs = r.kube_like_ruleset(&mut keys);
+        let Ok(c) = Compiled::new(rs, node.clone()) else { continue };
+        let mut scratch = Scratch::default();
+        // A few destinations and ports, many sources: later packets reuse cached classes.
+        let dsts: Vec<(u32, u16)> = (0..2).map(|_| (r.addr(), r.port())).collect();
+        for _ in 0..12 {
+            let mut pkt = r.kube_like_packet(ifaces, &keys);
+            if r.chance(70) {
+                (pkt.dst, pkt.dport) = dsts[r.n(dsts.len())];
+            }
+            let seed = r.0.next_u64();
+            if let Some(p) = c.program() {
+                if let Some(f) = &p.fused {
+                    if f.record(p, &pkt).is_none() && f.miss_key(p, &pkt).is_some() {
+                        cached += 1;
+                    }
+                }
+            }
+            check(&c, &pkt, seed, &mut scratch, false, "kube-like miss");
+            examples += 1;
+        }
+    }
+    assert!(cached > examples / 10, "many examples are miss classes ({cached} of {examples})");
+}
+
+#[test]
+fn one_scratch_serves_several_classifiers() {
+    let node = synth::kube_proxy_node();
+    let a = Compiled::new(crate::iptables::parse(&synth::kube_proxy_text(5, 2)).unwrap(), node.clone()).unwrap();
+    let text = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n";
+    let b = Compiled::new(crate::iptables::parse(text).unwrap(), node).unwrap();
+    let eth0 = a.iface_index("eth0").unwrap();
+    let mut scratch = Scratch::default();
+    for (i, (src, dst, sport, dport)) in synth::packets(5, 200, 9).into_iter().enumerate() {
+        for proto in [6u8, 1] {
+            let pkt = Packet4 { src, dst, proto, sport, dport, tcp_flags: 2, ttl: 64, iface: eth0 };
+            let c = if i % 2 == 0 { &a } else { &b };
+            check(c, &pkt, i as u64, &mut scratch, false, "shared scratch");
+        }
+    }
+}

@@ -31,8 +31,9 @@ pub struct Dispatch {
     cands: Vec<u32>,
 }
 
+/// The hash of a key (multiplicative; the top bits index a table).
 #[inline]
-fn mix(k: Key) -> u64 {
+pub fn mix(k: Key) -> u64 {
     (k ^ (k >> 29)).wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }
 
@@ -102,6 +103,14 @@ impl Dispatch {
     pub fn rules_for(&self, k: Key) -> &[u32] {
         let (a, b) = self.lookup(k);
         &self.cands[a as usize..b as usize]
+    }
+
+    /// Every key with its rule positions (table order).
+    pub fn entries(&self) -> impl Iterator<Item = (Key, &[u32])> + '_ {
+        self.slots
+            .iter()
+            .filter(|s| s.key != EMPTY)
+            .map(|s| (s.key, &self.cands[s.start as usize..(s.start + s.len) as usize]))
     }
 
     /// Bytes held.

@@ -1,6 +1,7 @@
 //! Building blocks of the compiled classifier ([`crate::iptables::compile`]).
 
 pub mod dispatch;
+pub mod fused;
 pub mod node4;
 pub mod program;
 pub mod synth;

@@ -37,6 +37,16 @@ pub struct Node4 {
     /// Per interface: its primary IPv4 address (REDIRECT).
     redirect: Vec<Option<u32>>,
     route_localnet: bool,
+    /// Every local address (owned or given), for [`Node4::is_local`].
+    local_all: Vec<u32>,
+    /// One bit per [`bloom_bit`] of a local address: most foreign addresses miss it.
+    local_bloom: u64,
+}
+
+/// The filter bit of an address.
+#[inline]
+fn bloom_bit(a: u32) -> u64 {
+    1u64 << (a.wrapping_mul(0x9e37_79b1) >> 26)
 }
 
 fn v4(a: &IpAddr) -> Option<u32> {
@@ -105,12 +115,19 @@ impl Node4 {
         routes.extend(connected);
         // Stable: among equal prefixes the earlier (given before connected) wins, as in `Node::route`.
         routes.sort_by_key(|&(_, m, _)| std::cmp::Reverse(m.count_ones()));
+        let local: Vec<u32> = node.local_addresses().iter().filter_map(v4).collect();
+        let mut local_all: Vec<u32> = local.iter().copied().chain(owned.iter().map(|&(a, _)| a)).collect();
+        local_all.sort_unstable();
+        local_all.dedup();
+        let local_bloom = local_all.iter().fold(0, |acc, &a| acc | bloom_bit(a));
         Some(Node4 {
+            local_all,
+            local_bloom,
             names: ifaces.iter().map(|i| i.name.clone()).collect(),
             lo: idx(LOOPBACK)?,
             first_external: node.first_external().and_then(|i| idx(&i.name)),
             owned,
-            local: node.local_addresses().iter().filter_map(v4).collect(),
+            local,
             broadcast,
             routes,
             explicit_routes: !node.routes().is_empty(),
@@ -139,8 +156,9 @@ impl Node4 {
     }
 
     /// [`Node::is_local`].
+    #[inline]
     pub fn is_local(&self, a: u32) -> bool {
-        a >> 24 == 127 || self.local.contains(&a) || self.owned.iter().any(|&(x, _)| x == a)
+        a >> 24 == 127 || (self.local_bloom & bloom_bit(a) != 0 && self.local_all.contains(&a))
     }
 
     /// [`Node::addr_type`] with the device given by index ([`NO_IFACE`]: any device).

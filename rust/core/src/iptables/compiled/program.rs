@@ -16,6 +16,7 @@ use crate::iptables::ast::{
     ConnmarkOp, Match, MultiportSide, Neg, PortRange, RejectWith, Ruleset, Statistic, TableName, Target,
 };
 use crate::iptables::compiled::dispatch::{self, Dispatch};
+use crate::iptables::compiled::fused::Fused;
 use crate::iptables::compiled::node4::{Node4, NO_IFACE};
 use crate::iptables::eval::{hook_slot, table_slot};
 use crate::iptables::links;
@@ -283,6 +284,8 @@ pub struct Program {
     pub node: Node4,
     /// Whether conntrack accepts a TCP packet with these flags as a new connection.
     pub tcp_new_ok: [bool; 256],
+    /// The fused kube-proxy fast path, when the ruleset's entry qualifies.
+    pub fused: Option<Fused>,
 }
 
 /// `valid_new` for every TCP flags byte (the only input it reads for a TCP first fragment).
@@ -362,8 +365,6 @@ fn range4(ranges: &[crate::iptables::ast::NatRange]) -> Result<Option<Range4>, S
 /// Compile-time state for one rule.
 struct RuleBuilder {
     rule: CRule,
-    headers: Vec<Mod>,
-    modules: Vec<Mod>,
     has_src: bool,
     has_dst: bool,
     has_proto: bool,
@@ -391,6 +392,7 @@ impl Program {
             maps: Vec::new(),
             node: node4,
             tcp_new_ok: tcp_table(),
+            fused: None,
         };
         let total: usize = ruleset.tables.iter().flat_map(|t| &t.chains).map(|c| c.rules.len()).sum();
         if u32::try_from(total).is_err() {
@@ -451,6 +453,7 @@ impl Program {
         for c in 0..p.chains.len() {
             p.accelerate(c);
         }
+        p.fused = Fused::build(&p);
         Ok(p)
     }
 
@@ -486,13 +489,14 @@ impl Program {
                 line,
                 id: 0,
             },
-            headers: Vec::new(),
-            modules: Vec::new(),
             has_src: false,
             has_dst: false,
             has_proto: false,
         };
         let unsupported = |what: &str| Err(format!("line {line}: {what} is not compiled"));
+        // Header tests beyond the first of their kind, then module tests, go straight to the
+        // arena (in that order, as the walk tests them).
+        let first_mod = self.mods.len();
         for m in rule.matches.iter().filter(|m| is_header_match(m)) {
             match m {
                 Match::Source(c) | Match::Destination(c) => {
@@ -500,7 +504,7 @@ impl Program {
                     let (net, mask) = cidr4(&c.value)?;
                     let seen = if dst { b.has_dst } else { b.has_src };
                     if seen {
-                        b.headers.push(Mod::Cidr { dst, net, mask, neg: c.negated });
+                        self.mods.push(Mod::Cidr { dst, net, mask, neg: c.negated });
                     } else if dst {
                         (b.rule.dst, b.rule.dst_mask, b.has_dst) = (net, mask, true);
                         if c.negated {
@@ -515,7 +519,7 @@ impl Program {
                 }
                 Match::Protocol(pn) => {
                     if b.has_proto {
-                        b.headers.push(Mod::Proto { proto: pn.value, neg: pn.negated });
+                        self.mods.push(Mod::Proto { proto: pn.value, neg: pn.negated });
                     } else {
                         b.has_proto = true;
                         b.rule.proto = pn.value;
@@ -608,7 +612,7 @@ impl Program {
                 Match::Recent(_) => return unsupported("recent"),
                 _ => return unsupported("a match"),
             };
-            b.modules.push(compiled);
+            self.mods.push(compiled);
         }
         b.rule.target = match &rule.target {
             Target::Accept => CTarget::Accept,
@@ -627,10 +631,8 @@ impl Program {
             Target::Masquerade { ports, .. } => CTarget::Masquerade(*ports),
             Target::Redirect { ports, .. } => CTarget::Redirect(*ports),
         };
-        b.rule.mods = u32::try_from(self.mods.len()).map_err(|_| "too many matches")?;
-        b.rule.nmods = u32::try_from(b.headers.len() + b.modules.len()).map_err(|_| "too many matches")?;
-        self.mods.extend(b.headers);
-        self.mods.extend(b.modules);
+        b.rule.mods = u32::try_from(first_mod).map_err(|_| "too many matches")?;
+        b.rule.nmods = u32::try_from(self.mods.len() - first_mod).map_err(|_| "too many matches")?;
         Ok(b.rule)
     }
 
@@ -710,6 +712,12 @@ impl Program {
             + self.ranges.len() * std::mem::size_of::<PortRange>()
             + self.chains.len() * std::mem::size_of::<CChain>()
             + self.maps.iter().map(Dispatch::bytes).sum::<usize>()
+            + self.fast_bytes()
+    }
+
+    /// Bytes of the fused fast path (what a first packet of a service touches).
+    pub fn fast_bytes(&self) -> usize {
+        self.fused.as_ref().map_or(0, Fused::bytes)
     }
 
     /// Bytes of the dispatch tables alone.

@@ -69,7 +69,7 @@ impl Packet4 {
 }
 
 /// Conntrack's view of the packet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Ct {
     /// A new connection.
     New,
@@ -111,6 +111,27 @@ pub struct Decision {
     pub ct: Ct,
 }
 
+impl Default for Decision {
+    /// An accepted, untranslated packet from and to 0.0.0.0 (a placeholder for output buffers).
+    fn default() -> Decision {
+        Decision {
+            verdict: Verdict::Accept,
+            src: 0,
+            sport: 0,
+            dst: 0,
+            dport: 0,
+            dnat: false,
+            snat: false,
+            nat: [None, None],
+            mark: 0,
+            rule: None,
+            local_delivery: false,
+            out_iface: None,
+            ct: Ct::New,
+        }
+    }
+}
+
 /// A chain walk frame: chain, next position, and the candidate cursor of an active dispatch run.
 #[derive(Debug, Clone, Copy)]
 pub struct Frame {
@@ -123,6 +144,29 @@ pub struct Frame {
 }
 
 const NO_MAP: u32 = u32::MAX;
+
+/// What a walk read of the packet besides its state, as bits (the fused path compiles a walk
+/// into a constant only when it read nothing that varies between the packets sharing it).
+pub mod reads {
+    /// The source address (in a rule, not the routing martian check).
+    pub const SRC: u8 = 1;
+    /// The source port.
+    pub const SPORT: u8 = 2;
+    /// The input interface.
+    pub const IFACE: u8 = 4;
+    /// The TCP flags.
+    pub const FLAGS: u8 = 8;
+    /// A `statistic` draw.
+    pub const DRAW: u8 = 16;
+    /// The destination address.
+    pub const DST: u8 = 32;
+    /// The protocol or the destination port.
+    pub const PORT_PROTO: u8 = 64;
+    /// The destination's address type (`-m addrtype --dst-type`).
+    pub const DST_TYPE: u8 = 128;
+    /// Anything that differs between packets of one dispatch key after the same NAT.
+    pub const VARYING: u8 = SRC | SPORT | IFACE | FLAGS | DRAW;
+}
 
 enum End {
     Accept,
@@ -153,6 +197,17 @@ pub struct Walk<'a> {
     rule: Option<u32>,
     visits: usize,
     hook: Hook,
+    /// [`reads`] bits collected so far.
+    pub(crate) reads: u8,
+    /// Stop at the first dispatch run (the fused path's entry probe).
+    stop_at_dispatch: bool,
+    /// A dispatch map whose lookups are not counted as reads (the fused entry's own map, for
+    /// packets known to miss it).
+    pub(crate) quiet_map: u32,
+    /// Where the walk stopped: (table, dispatch map, chain).
+    pub(crate) stopped: Option<(u8, u32, u32)>,
+    local_delivery: bool,
+    routed_out: Option<u8>,
 }
 
 #[inline]
@@ -166,6 +221,13 @@ impl<'a> Walk<'a> {
     /// # Errors
     /// As the plain evaluator: a NAT target in a hook the kernel refuses, or too many visits.
     pub fn run(p: &'a Program, pkt: &Packet4, chooser: &'a mut Chooser, stack: &'a mut Vec<Frame>) -> Result<Decision> {
+        let mut w = Walk::new(p, pkt, chooser, stack);
+        let pre = w.hook_pass(Hook::Prerouting)?;
+        w.finish(pre)
+    }
+
+    /// A walk of `pkt` (normalized as the plain evaluator does) before any hook.
+    pub(crate) fn new(p: &'a Program, pkt: &Packet4, chooser: &'a mut Chooser, stack: &'a mut Vec<Frame>) -> Walk<'a> {
         let mut pkt = *pkt;
         if !pkt.has_ports() {
             pkt.sport = 0;
@@ -174,7 +236,7 @@ impl<'a> Walk<'a> {
         if pkt.proto != proto::TCP {
             pkt.tcp_flags = 0;
         }
-        let mut w = Walk {
+        Walk {
             p,
             chooser,
             stack,
@@ -196,60 +258,122 @@ impl<'a> Walk<'a> {
             rule: None,
             visits: 0,
             hook: Hook::Prerouting,
+            reads: 0,
+            stop_at_dispatch: false,
+            quiet_map: NO_MAP,
+            stopped: None,
+            local_delivery: false,
+            routed_out: None,
+        }
+    }
+
+    /// Probes the path from PREROUTING to the first dispatch run: returns the walk stopped
+    /// there (see [`Walk::stopped`], [`Walk::reads`]), or as far as it got.
+    pub(crate) fn probe_entry(mut self) -> Result<Walk<'a>> {
+        self.stop_at_dispatch = true;
+        self.hook_pass(Hook::Prerouting)?;
+        Ok(self)
+    }
+
+    /// The state right after nat PREROUTING bound a DNAT (the fused path's hand-over).
+    pub(crate) fn set_after_dnat(&mut self, mark: u32, addr: u32, port: u16, rule: Option<u32>) {
+        self.ct = Ct::New;
+        self.ct_attached = true;
+        self.mark = mark;
+        self.rule = rule;
+        self.hook = Hook::Prerouting;
+        self.bind(Hook::Prerouting, NatKind::Dnat, addr, port);
+    }
+
+    /// Routing, INPUT or FORWARD, POSTROUTING after PREROUTING ended with `pre`.
+    pub(crate) fn finish(mut self, pre: Option<Verdict>) -> Result<Decision> {
+        let verdict = match pre {
+            Some(v) => v,
+            None => self.after_prerouting()?,
         };
-        let mut local_delivery = false;
-        let mut routed_out = None;
-        let verdict = 'path: {
-            if let Some(v) = w.hook_pass(Hook::Prerouting)? {
-                break 'path v;
-            }
-            if pkt.iface != p.node.lo() && p.node.martian_arriving(w.src, w.dst) {
-                w.rule = None;
-                break 'path Verdict::Drop;
-            }
-            if p.node.delivers_locally(w.dst) {
-                local_delivery = true;
-                w.out = None;
-                if let Some(v) = w.hook_pass(Hook::Input)? {
-                    break 'path v;
-                }
-                break 'path Verdict::Accept;
-            }
-            let Some(out) = p.node.route(w.dst) else {
-                w.rule = None;
-                break 'path Verdict::Drop;
-            };
-            if w.ttl <= 1 {
-                w.rule = None;
-                break 'path Verdict::Drop;
-            }
-            w.ttl -= 1;
-            w.out = Some(out);
-            routed_out = Some(out);
-            if let Some(v) = w.hook_pass(Hook::Forward)? {
-                break 'path v;
-            }
-            if let Some(v) = w.hook_pass(Hook::Postrouting)? {
-                break 'path v;
-            }
-            Verdict::Accept
-        };
+        Ok(self.decision(verdict))
+    }
+
+    /// The decision the walk's state amounts to.
+    pub(crate) fn decision(&self, verdict: Verdict) -> Decision {
+        let pkt = &self.orig;
         let hp = pkt.has_ports();
-        Ok(Decision {
+        Decision {
             verdict,
-            src: w.src,
-            sport: w.sport,
-            dst: w.dst,
-            dport: w.dport,
-            dnat: w.dst != pkt.dst || (hp && w.dport != pkt.dport),
-            snat: w.src != pkt.src || (hp && w.sport != pkt.sport),
-            nat: w.nat,
-            mark: w.mark,
-            rule: w.rule,
-            local_delivery: local_delivery && verdict == Verdict::Accept,
-            out_iface: routed_out,
-            ct: w.ct,
-        })
+            src: self.src,
+            sport: self.sport,
+            dst: self.dst,
+            dport: self.dport,
+            dnat: self.dst != pkt.dst || (hp && self.dport != pkt.dport),
+            snat: self.src != pkt.src || (hp && self.sport != pkt.sport),
+            nat: self.nat,
+            mark: self.mark,
+            rule: self.rule,
+            local_delivery: self.local_delivery && verdict == Verdict::Accept,
+            out_iface: self.routed_out,
+            ct: self.ct,
+        }
+    }
+
+    /// Runs the whole path (PREROUTING onwards) and returns the verdict.
+    pub(crate) fn run_all(&mut self) -> Result<Verdict> {
+        match self.hook_pass(Hook::Prerouting)? {
+            Some(v) => Ok(v),
+            None => self.after_prerouting(),
+        }
+    }
+
+    fn after_prerouting(&mut self) -> Result<Verdict> {
+        let p = self.p;
+        if self.orig.iface != p.node.lo() && p.node.martian_arriving(self.src, self.dst) {
+            self.rule = None;
+            return Ok(Verdict::Drop);
+        }
+        self.after_martian()
+    }
+
+    /// The path after the martian check: what the fused path's cached tails hold.
+    pub(crate) fn after_martian(&mut self) -> Result<Verdict> {
+        let p = self.p;
+        if p.node.delivers_locally(self.dst) {
+            self.local_delivery = true;
+            self.out = None;
+            if let Some(v) = self.hook_pass(Hook::Input)? {
+                return Ok(v);
+            }
+            return Ok(Verdict::Accept);
+        }
+        let Some(out) = p.node.route(self.dst) else {
+            self.rule = None;
+            return Ok(Verdict::Drop);
+        };
+        if self.ttl <= 1 {
+            self.rule = None;
+            return Ok(Verdict::Drop);
+        }
+        self.ttl -= 1;
+        self.out = Some(out);
+        self.routed_out = Some(out);
+        if let Some(v) = self.hook_pass(Hook::Forward)? {
+            return Ok(v);
+        }
+        if let Some(v) = self.hook_pass(Hook::Postrouting)? {
+            return Ok(v);
+        }
+        Ok(Verdict::Accept)
+    }
+
+    /// Whether the walk is where a first packet starts nat PREROUTING: no mark, no connmark,
+    /// a new connection, nothing translated.
+    pub(crate) fn pristine(&self) -> bool {
+        self.mark == 0
+            && self.ct_mark == 0
+            && self.ct == Ct::New
+            && !self.notrack
+            && !self.dst_nat
+            && !self.src_nat
+            && self.nat == [None, None]
+            && self.hook == Hook::Prerouting
     }
 
     fn hook_pass(&mut self, hook: Hook) -> Result<Option<Verdict>> {
@@ -341,11 +465,12 @@ impl<'a> Walk<'a> {
     }
 
     #[inline]
-    fn header(&self, r: &CRule) -> bool {
+    fn header(&mut self, r: &CRule) -> bool {
         let f = r.flags;
         if f & hflag::NEVER != 0 {
             return false;
         }
+        self.note_header(r);
         if ((self.src & r.src_mask) == r.src) == (f & hflag::SRC_NEG != 0) {
             return false;
         }
@@ -360,7 +485,49 @@ impl<'a> Walk<'a> {
         r.in_ifaces & in_bit != 0 && r.out_ifaces & out_bit != 0
     }
 
+    #[inline]
+    fn note_header(&mut self, r: &CRule) {
+        let mut bits = 0;
+        if r.src_mask != 0 {
+            bits |= reads::SRC;
+        }
+        if r.dst_mask != 0 {
+            bits |= reads::DST;
+        }
+        if r.proto != 0 || r.flags & hflag::PROTO_NEG != 0 {
+            bits |= reads::PORT_PROTO;
+        }
+        if r.in_ifaces != u64::MAX {
+            bits |= reads::IFACE;
+        }
+        self.reads |= bits;
+    }
+
+    fn note_mod(&mut self, m: &Mod) {
+        self.reads |= match *m {
+            Mod::Cidr { dst: true, .. } => reads::DST,
+            Mod::Cidr { dst: false, .. } => reads::SRC,
+            Mod::Proto { .. } => reads::PORT_PROTO,
+            Mod::Never | Mod::Mark { .. } | Mod::Connmark { .. } | Mod::State { .. } | Mod::Conntrack { .. } => 0,
+            Mod::Ports { sport, flags, .. } => {
+                reads::PORT_PROTO
+                    | if sport.is_some() { reads::SPORT } else { 0 }
+                    | if flags.is_some() { reads::FLAGS } else { 0 }
+            }
+            Mod::Multiport { side, .. } => {
+                reads::PORT_PROTO | if side == MultiportSide::Destination { 0 } else { reads::SPORT }
+            }
+            Mod::AddrType { src, dst, dev } => {
+                (if src.is_some() { reads::SRC } else { 0 })
+                    | (if dst.is_some() { reads::DST_TYPE } else { 0 })
+                    | (if dev == 1 { reads::IFACE } else { 0 })
+            }
+            Mod::Statistic { .. } => reads::DRAW,
+        };
+    }
+
     fn test(&mut self, m: &Mod) -> bool {
+        self.note_mod(m);
         let o = &self.orig;
         match *m {
             Mod::Cidr { dst, net, mask, neg } => {
@@ -421,7 +588,7 @@ impl<'a> Walk<'a> {
         p.mods[r.mods as usize..(r.mods + r.nmods) as usize].iter().all(|m| self.test(m))
     }
 
-    fn nat_binding(&self, target: &CTarget, rule: &CRule) -> Result<Option<(NatKind, u32, u16)>> {
+    fn nat_binding(&mut self, target: &CTarget, rule: &CRule) -> Result<Option<(NatKind, u32, u16)>> {
         let hook = self.hook;
         let hp = self.orig.has_ports();
         let wrong = |name: &str| {
@@ -450,6 +617,21 @@ impl<'a> Walk<'a> {
                 };
                 (a, map_port(r.ports, port))
             }
+        };
+        self.reads |= match target {
+            CTarget::Dnat(Some(r)) => {
+                (if r.addrs.is_some() { reads::DST } else { 0 })
+                    | (if r.ports.is_some() { reads::PORT_PROTO } else { 0 })
+            }
+            CTarget::Redirect(ports) => reads::IFACE | if ports.is_some() { reads::PORT_PROTO } else { 0 },
+            CTarget::Snat(None) => reads::SRC | reads::SPORT,
+            CTarget::Snat(Some(r)) => {
+                (if r.addrs.is_some() { reads::SRC } else { 0 }) | (if r.ports.is_some() { reads::SPORT } else { 0 })
+            }
+            // The address depends on the route and the destination only through
+            // `masquerade_source`, which the fused path keys its cached outcomes by.
+            CTarget::Masquerade(Some(_)) => reads::SPORT,
+            _ => 0,
         };
         Ok(match target {
             CTarget::Dnat(r) => {
@@ -530,12 +712,23 @@ impl<'a> Walk<'a> {
                 let rule = &p.rules[(chain.first + pos) as usize];
                 match rule.accel {
                     Accel::Dispatch { map, end } => {
+                        if self.stop_at_dispatch {
+                            self.stopped = Some((chain.table, map, top.chain));
+                            return Ok(End::Stop(Verdict::Drop));
+                        }
+                        if map == self.quiet_map {
+                            // Only the first lookup: a later one may see a translated key.
+                            self.quiet_map = NO_MAP;
+                        } else {
+                            self.reads |= reads::DST | reads::PORT_PROTO;
+                        }
                         let k = dispatch::key(self.dst, self.orig.proto, self.dport);
                         let (a, b) = p.maps[map as usize].lookup(k);
                         *top = Frame { chain: top.chain, pos, cand: a, cand_end: b, run_end: end, map };
                         continue;
                     }
                     Accel::Ladder { end } => {
+                        self.reads |= reads::DRAW;
                         let mut hit = None;
                         for i in pos..end {
                             let r = &p.rules[(chain.first + i) as usize];
