@@ -91,6 +91,14 @@ fn verdict_code(v: Verdict) -> u8 {
     }
 }
 
+/// One classification as Python receives it: `(verdict, dst, dport, src, sport, mark, rule)`.
+pub(crate) type Row = (u8, u32, u16, u32, u16, u32, i64);
+
+#[inline]
+pub(crate) fn row(d: &Decision) -> Row {
+    (verdict_code(d.verdict), d.dst, d.dport, d.src, d.sport, d.mark, d.rule.map_or(-1, i64::from))
+}
+
 fn nat_bits(nat: &[Option<NatKind>; 2]) -> u8 {
     nat.iter().flatten().fold(0, |acc, k| {
         acc | match k {
@@ -341,6 +349,20 @@ impl Classifier {
         })
     }
 
+    /// A connection's first packet from the arguments of `classify`/`outcomes`.
+    fn first_packet(
+        &self,
+        src: &Bound<'_, PyAny>,
+        dst: &Bound<'_, PyAny>,
+        proto: u8,
+        sport: u16,
+        dport: u16,
+        iface: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Packet4> {
+        let (src, dst) = (address(src, "src")?, address(dst, "dst")?);
+        Ok(Packet4::first(src, dst, proto, sport, dport, self.iface_arg(iface)?))
+    }
+
     fn seed_or_entropy(&self, seed: Option<u64>) -> u64 {
         seed.unwrap_or_else(|| packet_seed(self.entropy, self.calls.fetch_add(1, Ordering::Relaxed)))
     }
@@ -456,21 +478,12 @@ impl Classifier {
         dport: u16,
         iface: Option<&Bound<'_, PyAny>>,
         seed: Option<u64>,
-    ) -> PyResult<(u8, u32, u16, u32, u16, u32, i64)> {
+    ) -> PyResult<Row> {
         guard(std::panic::AssertUnwindSafe(|| {
-            let pkt = Packet4 {
-                src: address(src, "src")?,
-                dst: address(dst, "dst")?,
-                proto,
-                sport,
-                dport,
-                tcp_flags: 0x02,
-                ttl: 64,
-                iface: self.iface_arg(iface)?,
-            };
+            let pkt = self.first_packet(src, dst, proto, sport, dport, iface)?;
             let seed = self.seed_or_entropy(seed);
             let d = SCRATCH.with(|s| self.inner.classify(&pkt, seed, &mut s.borrow_mut())).py()?;
-            Ok((verdict_code(d.verdict), d.dst, d.dport, d.src, d.sport, d.mark, d.rule.map_or(-1, i64::from)))
+            Ok(row(&d))
         }))
     }
 
@@ -486,27 +499,11 @@ impl Classifier {
         sport: u16,
         dport: u16,
         iface: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Vec<(f64, (u8, u32, u16, u32, u16, u32, i64))>> {
+    ) -> PyResult<Vec<(f64, Row)>> {
         guard(std::panic::AssertUnwindSafe(|| {
-            let pkt = Packet4 {
-                src: address(src, "src")?,
-                dst: address(dst, "dst")?,
-                proto,
-                sport,
-                dport,
-                tcp_flags: 0x02,
-                ttl: 64,
-                iface: self.iface_arg(iface)?,
-            };
+            let pkt = self.first_packet(src, dst, proto, sport, dport, iface)?;
             let list = self.inner.outcomes(&pkt).py()?;
-            Ok(list
-                .into_iter()
-                .map(|(p, d)| {
-                    let r =
-                        (verdict_code(d.verdict), d.dst, d.dport, d.src, d.sport, d.mark, d.rule.map_or(-1, i64::from));
-                    (p.to_f64(), r)
-                })
-                .collect())
+            Ok(list.into_iter().map(|(p, d)| (p.to_f64(), row(&d))).collect())
         }))
     }
 
@@ -560,16 +557,7 @@ impl Classifier {
             }
             let seed = self.seed_or_entropy(seed);
             let threads = threads.clamp(1, 256).min(n.max(1));
-            let make = |i: usize| Packet4 {
-                src: src[i],
-                dst: dst[i],
-                proto: proto[i],
-                sport: sport[i],
-                dport: dport[i],
-                tcp_flags: 0x02,
-                ttl: 64,
-                iface: iface[i],
-            };
+            let make = |i: usize| Packet4::first(src[i], dst[i], proto[i], sport[i], dport[i], iface[i]);
             let cols = py
                 .detach(|| {
                     guard_core(|| {

@@ -8,18 +8,13 @@ use std::sync::Arc;
 
 use pyo3::prelude::*;
 
-use kubenat_core::iptables::compile::{Compiled, Packet4, Scratch};
-use kubenat_core::iptables::result::Verdict;
-
-use crate::batch::Classifier;
+use crate::batch::{row, Classifier, Row};
 use crate::errors::{guard, IntoPyResult};
+use kubenat_core::iptables::compile::{Compiled, Packet4, Scratch};
 
 thread_local! {
     static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
 }
-
-/// The result tuple of `Classifier.classify`.
-type Row = (u8, u32, u16, u32, u16, u32, i64);
 
 /// A `Classifier` reduced to one fast method.
 #[pyclass(frozen, module = "kubenat._core", name = "LeanClassifier")]
@@ -46,14 +41,9 @@ impl LeanClassifier {
     #[allow(clippy::too_many_arguments)]
     fn classify(&self, src: u32, dst: u32, proto: u8, sport: u16, dport: u16, seed: u64) -> PyResult<Row> {
         guard(std::panic::AssertUnwindSafe(|| {
-            let pkt = Packet4 { src, dst, proto, sport, dport, tcp_flags: 0x02, ttl: 64, iface: self.iface };
+            let pkt = Packet4::first(src, dst, proto, sport, dport, self.iface);
             let d = SCRATCH.with(|s| self.inner.classify(&pkt, seed, &mut s.borrow_mut())).py()?;
-            let verdict = match d.verdict {
-                Verdict::Accept => 0,
-                Verdict::Drop => 1,
-                Verdict::Reject(_) => 2,
-            };
-            Ok((verdict, d.dst, d.dport, d.src, d.sport, d.mark, d.rule.map_or(-1, i64::from)))
+            Ok(row(&d))
         }))
     }
 

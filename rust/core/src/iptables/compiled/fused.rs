@@ -340,16 +340,7 @@ impl Fused {
     pub fn build(p: &Program) -> Option<Fused> {
         let nat = p.slots[table_slot(TableName::Nat)]?;
         let iface = p.node.first_external().unwrap_or(0);
-        let probe = Packet4 {
-            src: PROBE_SRC[0],
-            dst: 0x0a0b_0c0d,
-            proto: proto::TCP,
-            sport: PROBE_SPORT[0],
-            dport: 1,
-            tcp_flags: 0x02,
-            ttl: 64,
-            iface,
-        };
+        let probe = Packet4::first(PROBE_SRC[0], 0x0a0b_0c0d, proto::TCP, PROBE_SPORT[0], 1, iface);
         let mut chooser = Chooser::Sample(Rng::new(0));
         let mut stack = Vec::new();
         let w = Walk::new(p, &probe, &mut chooser, &mut stack).probe_entry().ok()?;
@@ -662,16 +653,8 @@ impl Fused {
         let mut seen = [None, None];
         let mut read_dst = true;
         for (i, slot) in seen.iter_mut().enumerate() {
-            let pkt = Packet4 {
-                src: PROBE_SRC[i],
-                dst: b.dst,
-                proto: b.proto,
-                sport: PROBE_SPORT[i],
-                dport: b.dport,
-                tcp_flags: 0x02,
-                ttl: 64,
-                iface: b.p.node.first_external().unwrap_or(0),
-            };
+            let iface = b.p.node.first_external().unwrap_or(0);
+            let pkt = Packet4::first(PROBE_SRC[i], b.dst, b.proto, PROBE_SPORT[i], b.dport, iface);
             let mut chooser = Chooser::Sample(Rng::new(0));
             let mut stack: Vec<Frame> = Vec::new();
             let mut w = Walk::new(b.p, &pkt, &mut chooser, &mut stack);

@@ -33,6 +33,13 @@ pub struct Packet4 {
 }
 
 impl Packet4 {
+    /// The first packet of a new connection as the classifier's callers describe one: a TCP
+    /// SYN (the flags matter only to `--syn`/`--tcp-flags` rules) with a fresh TTL of 64.
+    #[inline]
+    pub fn first(src: u32, dst: u32, proto: u8, sport: u16, dport: u16, iface: u8) -> Packet4 {
+        Packet4 { src, dst, proto, sport, dport, tcp_flags: 0x02, ttl: 64, iface }
+    }
+
     /// Whether the protocol carries ports.
     #[inline]
     pub fn has_ports(&self) -> bool {
