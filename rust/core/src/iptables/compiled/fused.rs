@@ -669,31 +669,13 @@ impl Fused {
             *slot = Some(d);
         }
         let (Some(a), Some(bb)) = (seen[0], seen[1]) else { return (NO_TAIL, true) };
-        let src = if a.src == PROBE_SRC[0] && bb.src == PROBE_SRC[1] {
-            None
-        } else if a.src == bb.src {
-            Some(a.src)
-        } else {
+        let (Some(src), Some(sport)) = (
+            passthrough_or_constant((a.src, bb.src), PROBE_SRC),
+            passthrough_or_constant((a.sport, bb.sport), PROBE_SPORT),
+        ) else {
             return (NO_TAIL, true);
         };
-        let sport = if a.sport == PROBE_SPORT[0] && bb.sport == PROBE_SPORT[1] {
-            None
-        } else if a.sport == bb.sport {
-            Some(a.sport)
-        } else {
-            return (NO_TAIL, true);
-        };
-        let same = a.verdict == bb.verdict
-            && a.nat == bb.nat
-            && a.mark == bb.mark
-            && a.rule == bb.rule
-            && a.local_delivery == bb.local_delivery
-            && a.out_iface == bb.out_iface
-            && a.ct == bb.ct
-            && a.dst == addr
-            && a.dport == port
-            && a.nat[0] == Some(NatKind::Dnat);
-        if !same {
+        if !(same_fate(&a, &bb) && a.dst == addr && a.dport == port && a.nat[0] == Some(NatKind::Dnat)) {
             return (NO_TAIL, true);
         }
         let tail = Tail {
@@ -785,30 +767,9 @@ impl Fused {
             *slot = Some((q, w.decision(v)));
         }
         let (Some((qa, a)), Some((qb, b))) = (seen[0], seen[1]) else { return None };
-        let src = if a.src == qa.src && b.src == qb.src {
-            None
-        } else if a.src == b.src {
-            Some(a.src)
-        } else {
-            return None;
-        };
-        let sport = if a.sport == qa.sport && b.sport == qb.sport {
-            None
-        } else if a.sport == b.sport {
-            Some(a.sport)
-        } else {
-            return None;
-        };
-        let same = a.verdict == b.verdict
-            && a.dst == pkt.dst
-            && b.dst == pkt.dst
-            && a.dport == b.dport
-            && a.nat == b.nat
-            && a.mark == b.mark
-            && a.rule == b.rule
-            && a.local_delivery == b.local_delivery
-            && a.out_iface == b.out_iface
-            && a.ct == b.ct;
+        let src = passthrough_or_constant((a.src, b.src), [qa.src, qb.src])?;
+        let sport = passthrough_or_constant((a.sport, b.sport), [qa.sport, qb.sport])?;
+        let same = same_fate(&a, &b) && a.dst == pkt.dst && b.dst == pkt.dst && a.dport == b.dport;
         same.then_some(MissOutcome {
             verdict: a.verdict,
             src,
@@ -1101,4 +1062,28 @@ struct TailCache {
     #[allow(clippy::type_complexity)]
     class: HashMap<(bool, Option<u8>, Option<u32>, u16, u8, u32, bool), (u32, bool)>,
     exact: HashMap<(u32, u16, u8, u32, bool), u32>,
+}
+
+/// What two probe walks that differ only in a field say about it: `Some(None)` when each came
+/// out with its own probe value (the field passes through), `Some(Some(v))` when both came out
+/// as `v` (a constant), `None` when it depends on the packet in some other way.
+fn passthrough_or_constant<T: Copy + PartialEq>(got: (T, T), probes: [T; 2]) -> Option<Option<T>> {
+    if got.0 == probes[0] && got.1 == probes[1] {
+        Some(None)
+    } else if got.0 == got.1 {
+        Some(Some(got.0))
+    } else {
+        None
+    }
+}
+
+/// Whether two probe walks ended alike in everything but the addresses and ports.
+fn same_fate(a: &Decision, b: &Decision) -> bool {
+    a.verdict == b.verdict
+        && a.nat == b.nat
+        && a.mark == b.mark
+        && a.rule == b.rule
+        && a.local_delivery == b.local_delivery
+        && a.out_iface == b.out_iface
+        && a.ct == b.ct
 }
